@@ -1,0 +1,46 @@
+"""Settings, read from the environment (``PROVISIO_*``) and an optional ``.env`` file."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DB_PATH = Path("var") / "provisio.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PROVISIO_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        default=f"sqlite:///{DEFAULT_DB_PATH}",
+        description="Plain SQLAlchemy URL (sqlite:///path or postgresql://user@host/db); the async driver is chosen.",
+    )
+    base_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Public URL of this server; tenant, token and authorization URLs are built from it.",
+    )
+    # SCIM protocol limits, advertised in /ServiceProviderConfig.
+    scim_max_results: int = Field(default=200, ge=1, description="Largest page a list or search returns.")
+    scim_max_request_bytes: int = Field(default=1_048_576, ge=1024, description="Largest accepted request body.")
+    scim_cursor_ttl_seconds: int = Field(default=3600, ge=1, description="How long a pagination cursor lives.")
+    secret_key: str = Field(
+        default="",
+        description="Signs sessions and cursors; a random key is made per process when empty (dev only).",
+    )
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @property
+    def public_base(self) -> str:
+        return self.base_url.rstrip("/")
+
+    def tenant_url(self, workspace_key: str) -> str:
+        return f"{self.public_base}/scim/v2/{workspace_key}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

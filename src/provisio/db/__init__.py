@@ -1,0 +1,1 @@
+"""Persistence: engine and sessions (engine.py), tables (models.py), Alembic migrations (migrations/)."""

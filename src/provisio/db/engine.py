@@ -1,0 +1,128 @@
+"""Async engines and sessions for SQLite (embedded default) and PostgreSQL.
+
+Users give plain SQLAlchemy URLs; the async driver is picked here. On SQLite, writes run in
+``BEGIN IMMEDIATE`` transactions so that two writers queue on the database lock instead of one
+of them failing half-way with "database is locked" when it upgrades a read lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def async_url(url: str | URL) -> URL:
+    """Turn ``sqlite:///x`` / ``postgresql://…`` into the async-driver form SQLAlchemy needs."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return parsed.set(drivername="sqlite+aiosqlite")
+    if backend == "postgresql":
+        return parsed.set(drivername="postgresql+asyncpg")
+    raise ValueError(f"Unsupported database URL {parsed.render_as_string()!r}: use sqlite:/// or postgresql://")
+
+
+def sync_url(url: str | URL) -> URL:
+    """The blocking-driver form, for Alembic and the CLI's one-shot tasks."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return parsed.set(drivername="sqlite")
+    if backend == "postgresql":
+        return parsed.set(drivername="postgresql+psycopg") if _has("psycopg") else parsed.set(
+            drivername="postgresql+asyncpg"
+        )
+    raise ValueError(f"Unsupported database URL {parsed.render_as_string()!r}")
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def _ensure_sqlite_dir(url: URL) -> None:
+    if url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _make_engine(url: URL, *, immediate: bool, pool_size: int) -> AsyncEngine:
+    if url.get_backend_name() == "sqlite":
+        _ensure_sqlite_dir(url)
+        engine = create_async_engine(
+            url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, pool_size=pool_size, max_overflow=0
+        )
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            # Let SQLAlchemy, not the driver, decide when transactions begin.
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cur.close()
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _on_begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        return engine
+    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+@dataclass
+class Database:
+    """Both engines for one database URL; ``read`` and ``write`` differ only on SQLite."""
+
+    url: URL
+    read_engine: AsyncEngine
+    write_engine: AsyncEngine
+
+    def __post_init__(self) -> None:
+        self._read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False)
+        self._write_sessions = async_sessionmaker(self.write_engine, expire_on_commit=False)
+
+    @classmethod
+    def from_url(cls, url: str | URL, *, pool_size: int = 10) -> Database:
+        aurl = async_url(url)
+        if aurl.get_backend_name() == "sqlite":
+            # One writer at a time is all SQLite allows; more connections would only queue on its lock.
+            return cls(
+                aurl,
+                _make_engine(aurl, immediate=False, pool_size=pool_size),
+                _make_engine(aurl, immediate=True, pool_size=4),
+            )
+        engine = _make_engine(aurl, immediate=False, pool_size=pool_size)
+        return cls(aurl, engine, engine)
+
+    @property
+    def dialect(self) -> str:
+        return self.url.get_backend_name()
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncSession]:
+        async with self._read_sessions() as session:
+            yield session
+
+    @asynccontextmanager
+    async def writing(self) -> AsyncIterator[AsyncSession]:
+        """A transaction that commits when the block ends cleanly and rolls back on any error."""
+        async with self._write_sessions() as session, session.begin():
+            yield session
+
+    async def dispose(self) -> None:
+        await self.read_engine.dispose()
+        if self.write_engine is not self.read_engine:
+            await self.write_engine.dispose()
+

@@ -1,0 +1,49 @@
+"""SCIM errors (RFC 7644 §3.12): the one exception type the domain and the protocol layer raise."""
+
+from __future__ import annotations
+
+from typing import Any
+
+ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
+
+# scimType values RFC 7644 §3.12 defines (400 unless said otherwise).
+INVALID_FILTER = "invalidFilter"
+TOO_MANY = "tooMany"
+UNIQUENESS = "uniqueness"  # 409
+MUTABILITY = "mutability"
+INVALID_SYNTAX = "invalidSyntax"
+INVALID_PATH = "invalidPath"
+NO_TARGET = "noTarget"
+INVALID_VALUE = "invalidValue"
+INVALID_VERS = "invalidVers"
+SENSITIVE = "sensitive"
+# RFC 9865 (cursor pagination).
+INVALID_CURSOR = "invalidCursor"
+EXPIRED_CURSOR = "expiredCursor"
+
+
+class ScimError(Exception):
+    """A failure the client is told about, with a detail a person can act on."""
+
+    def __init__(self, status: int, detail: str, scim_type: str | None = None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.scim_type = scim_type
+
+    def to_body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"schemas": [ERROR_SCHEMA], "status": str(self.status), "detail": self.detail}
+        if self.scim_type:
+            body["scimType"] = self.scim_type
+        return body
+
+    def __repr__(self) -> str:
+        return f"ScimError({self.status}, {self.detail!r}, {self.scim_type!r})"
+
+
+def bad_request(detail: str, scim_type: str = INVALID_VALUE) -> ScimError:
+    return ScimError(400, detail, scim_type)
+
+
+def not_found(detail: str) -> ScimError:
+    return ScimError(404, detail)

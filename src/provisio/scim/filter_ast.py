@@ -22,6 +22,17 @@ class AttrPath:
     sub: str | None = None
     urn: str | None = None
 
+    @property
+    def text(self) -> str:
+        """The path as written (modulo whitespace), e.g. for ``ResourceSchema.split_urn``.
+
+        The parser splits a URN prefix at its last colon, so a path that is an extension URN alone
+        (``urn:…:enterprise:2.0:User``) comes out as urn ``urn:…:2.0`` and attr ``User``; consumers that
+        accept such paths (PATCH) should re-split ``text`` against the schema.
+        """
+        head = f"{self.urn}:{self.attr}" if self.urn else self.attr
+        return f"{head}.{self.sub}" if self.sub else head
+
 
 @dataclass(frozen=True)
 class Compare:

@@ -1,0 +1,1 @@
+"""Business rules as async services over an AsyncSession: no HTTP, no protocol formats."""

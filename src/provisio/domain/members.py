@@ -1,0 +1,218 @@
+"""Members: the people of a workspace, as SCIM Users. The one place that writes ``Member`` rows.
+
+Documents reaching these services are already validated and normalised by the protocol layer
+(canonical attribute names, JSON-typed values). Here live the rules: userName unique per workspace
+(case-insensitively), the link to a global ``Person`` by e-mail, versions, and soft deletion.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from provisio.db.models import Member, Person, Workspace, utcnow
+from provisio.domain.errors import DomainError, Kind
+
+# Keys the server owns; never taken from a client's document.
+SERVER_KEYS = ("id", "meta")
+
+
+def primary_email(doc: dict[str, Any]) -> str | None:
+    """The address that identifies the person: the primary e-mail, else the first, else an e-mail userName."""
+    emails = [e for e in doc.get("emails") or [] if isinstance(e, dict) and isinstance(e.get("value"), str)]
+    for e in emails:
+        if e.get("primary") is True:
+            return str(e["value"])
+    if emails:
+        return str(emails[0]["value"])
+    user_name = doc.get("userName")
+    if isinstance(user_name, str) and "@" in user_name:
+        return user_name
+    return None
+
+
+def _clean(doc: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in doc.items() if k not in SERVER_KEYS}
+
+
+def _sync_columns(member: Member, doc: dict[str, Any]) -> None:
+    """Copy the filtered, sorted and enforced attributes out of the document."""
+    name = doc.get("name") if isinstance(doc.get("name"), dict) else {}
+    email = primary_email(doc)
+    member.doc = doc
+    member.user_name = doc["userName"]
+    member.user_name_lower = doc["userName"].lower()
+    member.external_id = doc.get("externalId")
+    member.active = doc.get("active", True) is not False
+    member.display_name = doc.get("displayName")
+    member.given_name = name.get("givenName")
+    member.family_name = name.get("familyName")
+    member.email_lower = email.lower() if email else None
+
+
+async def _person_for(session: AsyncSession, email: str | None) -> Person | None:
+    if not email:
+        return None
+    lower = email.lower()
+    found = (await session.execute(select(Person).where(Person.email_lower == lower))).scalar_one_or_none()
+    if found:
+        return found
+    person = Person(email=email, email_lower=lower)
+    try:
+        async with session.begin_nested():
+            session.add(person)
+            await session.flush()
+    except IntegrityError:
+        # Another transaction created the same person first; use theirs.
+        return (await session.execute(select(Person).where(Person.email_lower == lower))).scalar_one()
+    return person
+
+
+async def _ensure_user_name_free(
+    session: AsyncSession, workspace: Workspace, user_name: str, exclude_id: str | None
+) -> None:
+    query = select(Member.id).where(
+        Member.workspace_id == workspace.id,
+        Member.user_name_lower == user_name.lower(),
+        Member.deleted_at.is_(None),
+    )
+    if exclude_id:
+        query = query.where(Member.id != exclude_id)
+    if (await session.execute(query.limit(1))).first():
+        raise _user_name_taken(user_name)
+
+
+def _user_name_taken(user_name: str) -> DomainError:
+    return DomainError(
+        Kind.CONFLICT,
+        f"A user with userName {user_name!r} already exists in this workspace (userName is unique, ignoring "
+        "case). Link the existing user in your identity provider instead of creating a new one.",
+    )
+
+
+async def _flush_unique(session: AsyncSession, user_name: str) -> None:
+    """Flush, turning a lost race on the userName index into the same conflict the check gives."""
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError as exc:
+        if "user_name" in str(exc.orig).lower() or "uq_members_workspace_username" in str(exc.orig):
+            raise _user_name_taken(user_name) from exc
+        raise
+
+
+async def create_member(session: AsyncSession, workspace: Workspace, doc: dict[str, Any]) -> Member:
+    doc = _clean(doc)
+    await _ensure_user_name_free(session, workspace, doc["userName"], None)
+    person = await _person_for(session, primary_email(doc))
+    now = utcnow()
+    member = Member(
+        workspace_id=workspace.id,
+        person_id=person.id if person else None,
+        created_at=now,
+        modified_at=now,
+        version=1,
+        provisioned_by_scim=True,
+    )
+    _sync_columns(member, doc)
+    session.add(member)
+    await _flush_unique(session, doc["userName"])
+    return member
+
+
+def _member_query(workspace: Workspace) -> Select[tuple[Member]]:
+    return select(Member).where(Member.workspace_id == workspace.id, Member.deleted_at.is_(None))
+
+
+async def get_member(session: AsyncSession, workspace: Workspace, member_id: str, *, lock: bool = False) -> Member:
+    query = _member_query(workspace).where(Member.id == member_id)
+    if lock:
+        query = query.with_for_update()
+    member = (await session.execute(query)).scalar_one_or_none()
+    if member is None:
+        raise DomainError(Kind.NOT_FOUND, f"No user with id {member_id!r} in this workspace.")
+    return member
+
+
+def check_version(member: Member, if_match: Sequence[int] | None) -> None:
+    """Optimistic concurrency: ``if_match`` lists the versions the client accepts (None: any)."""
+    if if_match is not None and member.version not in if_match:
+        raise DomainError(
+            Kind.PRECONDITION,
+            f"The user was changed since you read it (it is at version {member.version}); read it again "
+            "and retry.",
+        )
+
+
+async def replace_member(
+    session: AsyncSession,
+    workspace: Workspace,
+    member: Member,
+    doc: dict[str, Any],
+) -> bool:
+    """Replace the member's document; returns whether anything changed (the version moves only then)."""
+    doc = _clean(doc)
+    if doc == member.doc:
+        return False
+    if doc["userName"].lower() != member.user_name_lower:
+        await _ensure_user_name_free(session, workspace, doc["userName"], member.id)
+    new_email = primary_email(doc)
+    if (new_email or "").lower() != (member.email_lower or ""):
+        person = await _person_for(session, new_email)
+        member.person_id = person.id if person else None
+    _sync_columns(member, copy.deepcopy(doc))
+    member.version += 1
+    member.modified_at = utcnow()
+    await _flush_unique(session, doc["userName"])
+    return True
+
+
+async def delete_member(session: AsyncSession, member: Member) -> None:
+    """Deactivate and unlink: SCIM no longer sees the member; the data stays for the workspace."""
+    now = utcnow()
+    member.active = False
+    member.deleted_at = now
+    member.modified_at = now
+    member.version += 1
+    await session.flush()
+
+
+@dataclass(frozen=True)
+class Page:
+    total: int
+    members: list[Member]
+    keys: list[Any]  # the value of ``key`` for each member, when asked for (keyset pagination)
+
+
+async def list_members(
+    session: AsyncSession,
+    workspace: Workspace,
+    *,
+    where: ColumnElement[bool] | None,
+    order_by: Sequence[ColumnElement[Any]],
+    offset: int,
+    limit: int,
+    total_where: ColumnElement[bool] | None = None,
+    key: ColumnElement[Any] | None = None,
+) -> Page:
+    """A page of members; ``total`` counts the rows matching ``total_where`` (default: ``where``)."""
+    base = _member_query(workspace)
+    query = base.where(where) if where is not None else base
+    counted = base.where(total_where) if total_where is not None else query
+    count_query = select(func.count()).select_from(counted.with_only_columns(Member.id).subquery())
+    total = int((await session.execute(count_query)).scalar_one())
+    members: list[Member] = []
+    keys: list[Any] = []
+    if limit > 0:
+        page = query.add_columns(key) if key is not None else query
+        result = await session.execute(page.order_by(*order_by).offset(offset).limit(limit))
+        for row in result:
+            members.append(row[0])
+            keys.append(row[1] if key is not None else None)
+    return Page(total=total, members=members, keys=keys)

@@ -1,0 +1,59 @@
+"""Long-lived per-workspace SCIM bearer tokens (the legacy method). Only a SHA-256 of each is stored."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from provisio.db.models import ScimToken, Workspace, utcnow
+
+TOKEN_PREFIX = "pvs_"
+
+
+def hash_token(token: str) -> str:
+    # Tokens are 256-bit random values, so a fast unsalted hash is enough (no dictionary to attack).
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    id: str
+    token: str
+
+
+async def create_token(session: AsyncSession, workspace: Workspace, label: str = "") -> IssuedToken:
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = ScimToken(workspace_id=workspace.id, token_hash=hash_token(token), label=label)
+    session.add(row)
+    await session.flush()
+    return IssuedToken(id=row.id, token=token)
+
+
+async def workspace_for_token(session: AsyncSession, token: str) -> str | None:
+    """The id of the workspace a live token belongs to, or None."""
+    result = await session.execute(
+        select(ScimToken.workspace_id).where(
+            ScimToken.token_hash == hash_token(token), ScimToken.revoked_at.is_(None)
+        )
+    )
+    return result.scalar_one_or_none()
+
+
+async def revoke_token(session: AsyncSession, workspace: Workspace, token_id: str) -> bool:
+    result = await session.execute(
+        update(ScimToken)
+        .where(ScimToken.id == token_id, ScimToken.workspace_id == workspace.id, ScimToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def list_tokens(session: AsyncSession, workspace: Workspace) -> list[ScimToken]:
+    result = await session.execute(
+        select(ScimToken).where(ScimToken.workspace_id == workspace.id).order_by(ScimToken.created_at)
+    )
+    return list(result.scalars())

@@ -1,0 +1,58 @@
+"""Workspaces: creation (with a URL-safe key) and lookup."""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from provisio.db.models import Workspace
+from provisio.domain.errors import DomainError, Kind
+
+KEY_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def slugify(name: str) -> str:
+    """A key from a display name: lower-case letters, digits and single hyphens (never ``_``)."""
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    return slug[:40].strip("-") or "workspace"
+
+
+async def create_workspace(
+    session: AsyncSession, name: str, *, key: str | None = None, seats: int = 0
+) -> Workspace:
+    name = name.strip()
+    if not name:
+        raise DomainError(Kind.INVALID, "A workspace needs a name.")
+    if seats < 0:
+        raise DomainError(Kind.INVALID, "The seat count cannot be negative.")
+    if key is not None:
+        if not KEY_RE.match(key):
+            raise DomainError(
+                Kind.INVALID,
+                f"Workspace key {key!r} is not URL-safe: use 1-63 lower-case letters, digits and hyphens.",
+            )
+        if await get_workspace(session, key):
+            raise DomainError(Kind.CONFLICT, f"A workspace with key {key!r} already exists.")
+    else:
+        key = slugify(name)
+        while await get_workspace(session, key):
+            key = f"{slugify(name)}-{secrets.token_hex(3)}"
+    workspace = Workspace(name=name, key=key, seats_purchased=seats)
+    session.add(workspace)
+    await session.flush()
+    return workspace
+
+
+async def get_workspace(session: AsyncSession, key: str) -> Workspace | None:
+    result = await session.execute(select(Workspace).where(Workspace.key == key))
+    return result.scalar_one_or_none()
+
+
+async def require_workspace(session: AsyncSession, key: str) -> Workspace:
+    workspace = await get_workspace(session, key)
+    if workspace is None:
+        raise DomainError(Kind.NOT_FOUND, f"No workspace with key {key!r}.")
+    return workspace

@@ -1,0 +1,429 @@
+"""The SCIM HTTP API, one tenant per workspace: ``/scim/v2/{workspace}/…``.
+
+Handlers stay thin: read the request, call a domain service, serialise. Every failure leaves as a SCIM
+Error (RFC 7644 §3.12) through ``ScimRoute``; state changes and failures land in the provisioning log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import structlog
+from fastapi import APIRouter, Depends, Header, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from fastapi.routing import APIRoute
+from sqlalchemy import true
+
+from provisio.config import Settings
+from provisio.db.engine import Database
+from provisio.db.models import Member, Workspace
+from provisio.domain import members as member_service
+from provisio.domain.errors import DomainError
+from provisio.domain.events import record_event
+from provisio.scim import discovery
+from provisio.scim.auth import Unauthorized, authenticate
+from provisio.scim.errors import (
+    INVALID_SYNTAX,
+    INVALID_VALUE,
+    ScimError,
+)
+from provisio.scim.listing import (
+    Cursor,
+    ListParams,
+    after_cursor,
+    decode_cursor,
+    encode_cursor,
+    filter_clause,
+    order_by,
+    parse_params,
+    sort_key,
+)
+from provisio.scim.patch import apply_patch
+from provisio.scim.responses import ScimResponse, error_response, from_domain
+from provisio.scim.schemas import LIST_RESPONSE_SCHEMA, SEARCH_REQUEST_SCHEMA, user_schema
+from provisio.scim.serialize import Projection, etag, scim_datetime, user_resource
+from provisio.scim.values import normalise_document
+
+log = structlog.get_logger("provisio.scim")
+
+
+class ScimRoute(APIRoute):
+    """Turns every exception a SCIM handler raises into a SCIM Error response."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def scim_handler(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except Unauthorized as exc:
+                return error_response(exc, {"WWW-Authenticate": exc.challenge})
+            except ScimError as exc:
+                return error_response(exc)
+            except DomainError as exc:
+                return error_response(from_domain(exc))
+            except RequestValidationError as exc:
+                return error_response(ScimError(400, _validation_detail(exc), INVALID_VALUE))
+            except Exception:
+                log.exception("scim.internal_error", path=request.url.path, method=request.method)
+                return error_response(
+                    ScimError(500, "The server failed to handle this request; it has been logged. Retry later.")
+                )
+
+        return scim_handler
+
+
+def _validation_detail(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("query", "header", "path", "body"))
+        parts.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
+    return "Invalid request: " + "; ".join(parts)
+
+
+router = APIRouter(prefix="/scim/v2/{workspace_key}", route_class=ScimRoute)
+
+
+@dataclass
+class ScimContext:
+    db: Database
+    settings: Settings
+    workspace: Workspace
+    base: str  # the Tenant URL
+    actor: str
+
+    def location(self, member_id: str) -> str:
+        return f"{self.base}/Users/{member_id}"
+
+
+async def scim_context(
+    request: Request,
+    workspace_key: str,
+    authorization: str | None = Header(default=None),
+) -> ScimContext:
+    db: Database = request.app.state.db
+    settings: Settings = request.app.state.settings
+    workspace = await authenticate(db, workspace_key, authorization)
+    return ScimContext(
+        db=db,
+        settings=settings,
+        workspace=workspace,
+        base=settings.tenant_url(workspace.key),
+        actor="SCIM client",
+    )
+
+
+async def read_json(request: Request, max_bytes: int) -> Any:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise _too_large(max_bytes)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            raise _too_large(max_bytes)
+    if not body.strip():
+        raise ScimError(400, "The request has no body: send a JSON document.", INVALID_SYNTAX)
+    try:
+        return orjson.loads(bytes(body))
+    except orjson.JSONDecodeError as exc:
+        raise ScimError(400, f"The request body is not valid JSON: {exc}.", INVALID_SYNTAX) from None
+
+
+def _too_large(max_bytes: int) -> ScimError:
+    return ScimError(413, f"The request body is larger than this server accepts ({max_bytes} bytes).")
+
+
+def _object(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise ScimError(400, "The request body must be a JSON object.", INVALID_SYNTAX)
+    return body
+
+
+def _if_match(header: str | None) -> list[int] | None:
+    """Versions named by If-Match (``*`` or absent: any)."""
+    if header is None or header.strip() == "*":
+        return None
+    versions = []
+    for tag in header.split(","):
+        tag = tag.strip().removeprefix("W/").strip('"')
+        if tag.isdigit():
+            versions.append(int(tag))
+    return versions
+
+
+def _resource_response(
+    ctx: ScimContext, member: Member, request: Request, status: int = 200, projection: Projection | None = None
+) -> Response:
+    resource = user_resource(member, ctx.location(member.id))
+    if projection is None:
+        projection = Projection.parse(
+            user_schema(), request.query_params.get("attributes"), request.query_params.get("excludedAttributes")
+        )
+    headers = {"ETag": etag(member.version), "Location": ctx.location(member.id)}
+    return ScimResponse(projection.apply(user_schema(), resource), status_code=status, headers=headers)
+
+
+async def _write(
+    ctx: ScimContext,
+    action: str,
+    user_name: str | None,
+    operation: Callable[[Any], Awaitable[Member | None]],
+) -> Member | None:
+    """Run ``operation`` in one write transaction and log the outcome; failures are logged separately."""
+    try:
+        async with ctx.db.writing() as session:
+            member = await operation(session)
+            await record_event(
+                session,
+                workspace_id=ctx.workspace.id,
+                actor=ctx.actor,
+                action=action,
+                outcome="success",
+                status=200,
+                member_id=member.id if member else None,
+                user_name=member.user_name if member else user_name,
+            )
+            return member
+    except (ScimError, DomainError) as exc:
+        error = exc if isinstance(exc, ScimError) else from_domain(exc)
+        await _log_failure(ctx, action, user_name, error)
+        raise
+
+
+async def _log_failure(ctx: ScimContext, action: str, user_name: str | None, error: ScimError) -> None:
+    log.info("scim.failure", workspace=ctx.workspace.key, action=action, status=error.status, detail=error.detail)
+    async with ctx.db.writing() as session:
+        await record_event(
+            session,
+            workspace_id=ctx.workspace.id,
+            actor=ctx.actor,
+            action=action,
+            outcome="failure",
+            status=error.status,
+            user_name=user_name,
+            detail=error.detail,
+        )
+
+
+def _user_document(body: Any) -> dict[str, Any]:
+    doc = normalise_document(_object(body), user_schema())
+    doc.pop("groups", None)  # readOnly: group membership is not set through the User resource
+    if not isinstance(doc.get("userName"), str) or not doc["userName"].strip():
+        raise ScimError(400, "userName is required: it is the user's unique identifier.", INVALID_VALUE)
+    return doc
+
+
+# --- discovery ---------------------------------------------------------------------------------------
+
+
+@router.get("/ServiceProviderConfig")
+async def service_provider_config(ctx: ScimContext = Depends(scim_context)) -> Response:
+    return ScimResponse(discovery.service_provider_config(ctx.settings, ctx.base))
+
+
+def _list_response(resources: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "schemas": [LIST_RESPONSE_SCHEMA],
+        "totalResults": len(resources),
+        "startIndex": 1,
+        "itemsPerPage": len(resources),
+        "Resources": resources,
+    }
+
+
+@router.get("/ResourceTypes")
+async def resource_types(ctx: ScimContext = Depends(scim_context)) -> Response:
+    return ScimResponse(_list_response(discovery.resource_types(ctx.base)))
+
+
+@router.get("/ResourceTypes/{type_id}")
+async def resource_type(type_id: str, ctx: ScimContext = Depends(scim_context)) -> Response:
+    for rt in discovery.resource_types(ctx.base):
+        if rt["id"] == type_id:
+            return ScimResponse(rt)
+    raise ScimError(404, f"No resource type {type_id!r}: this server serves User.")
+
+
+@router.get("/Schemas")
+async def schemas(ctx: ScimContext = Depends(scim_context)) -> Response:
+    return ScimResponse(_list_response(discovery.schemas(ctx.base)))
+
+
+@router.get("/Schemas/{schema_id}")
+async def schema(schema_id: str, ctx: ScimContext = Depends(scim_context)) -> Response:
+    for doc in discovery.schemas(ctx.base):
+        if doc["id"] == schema_id:
+            return ScimResponse(doc)
+    raise ScimError(404, f"No schema {schema_id!r}.")
+
+
+# --- Users -------------------------------------------------------------------------------------------
+
+
+async def _list(ctx: ScimContext, params: ListParams) -> Response:
+    schema = user_schema()
+    projection = Projection.parse(schema, params.attributes, params.excluded_attributes)
+    where = filter_clause(params, schema, ctx.db.dialect)
+    key = sort_key(schema, params.sort_by)
+    secret = ctx.settings.secret_key.encode()
+    body: dict[str, Any] = {"schemas": [LIST_RESPONSE_SCHEMA]}
+    async with ctx.db.reading() as session:
+        if params.cursor is None:
+            page = await member_service.list_members(
+                session, ctx.workspace, where=where, order_by=order_by(key, params.descending),
+                offset=params.start_index - 1, limit=params.count,
+            )
+        else:
+            cursor = decode_cursor(secret, params, params.cursor) if params.cursor else None
+            keyset = after_cursor(key, params.descending, cursor) if cursor else None
+            conditions = [c for c in (where, keyset) if c is not None]
+            page = await member_service.list_members(
+                session, ctx.workspace,
+                where=conditions[0] if len(conditions) == 1 else (conditions[0] & conditions[1]) if conditions
+                else None,
+                total_where=where if where is not None else true(),
+                order_by=order_by(key, params.descending), offset=0, limit=params.count + 1,
+                key=key,
+            )
+    members = page.members[: params.count]
+    body["totalResults"] = page.total
+    body["itemsPerPage"] = len(members)
+    if params.cursor is None:
+        body["startIndex"] = params.start_index
+    elif len(page.members) > params.count and members:
+        last_key = page.keys[len(members) - 1]
+        if hasattr(last_key, "isoformat"):
+            last_key = last_key.isoformat()
+        body["nextCursor"] = encode_cursor(
+            secret, params, Cursor(last_key, members[-1].id), ctx.settings.scim_cursor_ttl_seconds
+        )
+    body["Resources"] = [projection.apply(schema, user_resource(m, ctx.location(m.id))) for m in members]
+    return ScimResponse(body)
+
+
+@router.get("/Users")
+async def list_users(request: Request, ctx: ScimContext = Depends(scim_context)) -> Response:
+    params = parse_params(dict(request.query_params), ctx.settings.scim_max_results)
+    return await _list(ctx, params)
+
+
+@router.post("/Users/.search")
+async def search_users(request: Request, ctx: ScimContext = Depends(scim_context)) -> Response:
+    body = _object(await read_json(request, ctx.settings.scim_max_request_bytes))
+    if SEARCH_REQUEST_SCHEMA not in body.get("schemas", []):
+        raise ScimError(400, f"A search request must list the schema {SEARCH_REQUEST_SCHEMA}.", INVALID_SYNTAX)
+    params = parse_params({k: v for k, v in body.items() if k != "schemas"}, ctx.settings.scim_max_results)
+    return await _list(ctx, params)
+
+
+@router.post("/Users")
+async def create_user(request: Request, ctx: ScimContext = Depends(scim_context)) -> Response:
+    body = await read_json(request, ctx.settings.scim_max_request_bytes)
+    user_name = body.get("userName") if isinstance(body, dict) else None
+
+    async def create(session: Any) -> Member:
+        return await member_service.create_member(session, ctx.workspace, _user_document(body))
+
+    member = await _write(ctx, "create", user_name if isinstance(user_name, str) else None, create)
+    assert member is not None
+    return _resource_response(ctx, member, request, status=201)
+
+
+@router.get("/Users/{member_id}")
+async def get_user(
+    member_id: str,
+    request: Request,
+    ctx: ScimContext = Depends(scim_context),
+    if_none_match: str | None = Header(default=None),
+) -> Response:
+    async with ctx.db.reading() as session:
+        member = await member_service.get_member(session, ctx.workspace, member_id)
+    if if_none_match and member.version in (_if_match(if_none_match) or []):
+        return Response(status_code=304, headers={"ETag": etag(member.version)})
+    return _resource_response(ctx, member, request)
+
+
+@router.put("/Users/{member_id}")
+async def replace_user(
+    member_id: str,
+    request: Request,
+    ctx: ScimContext = Depends(scim_context),
+    if_match: str | None = Header(default=None),
+) -> Response:
+    body = await read_json(request, ctx.settings.scim_max_request_bytes)
+    user_name = body.get("userName") if isinstance(body, dict) else None
+
+    async def replace(session: Any) -> Member:
+        member = await member_service.get_member(session, ctx.workspace, member_id, lock=True)
+        member_service.check_version(member, _if_match(if_match))
+        doc = _user_document(body)
+        # PUT replaces what the client may write; readOnly and immutable attributes stay the server's.
+        if member.external_id and doc.get("externalId") is None:
+            doc["externalId"] = member.external_id
+        await member_service.replace_member(session, ctx.workspace, member, doc)
+        return member
+
+    action = _activity_action(body)
+    member = await _write(ctx, action, user_name if isinstance(user_name, str) else None, replace)
+    assert member is not None
+    return _resource_response(ctx, member, request)
+
+
+def _activity_action(body: Any) -> str:
+    if isinstance(body, dict) and body.get("active") in (False, "False", "false"):
+        return "deactivate"
+    return "update"
+
+
+@router.patch("/Users/{member_id}")
+async def patch_user(
+    member_id: str,
+    request: Request,
+    ctx: ScimContext = Depends(scim_context),
+    if_match: str | None = Header(default=None),
+) -> Response:
+    body = _object(await read_json(request, ctx.settings.scim_max_request_bytes))
+
+    async def patch(session: Any) -> Member:
+        member = await member_service.get_member(session, ctx.workspace, member_id, lock=True)
+        member_service.check_version(member, _if_match(if_match))
+        result = apply_patch(member.doc, body, user_schema())
+        if result.changed:
+            await member_service.replace_member(session, ctx.workspace, member, _user_document(result.doc))
+        return member
+
+    member = await _write(ctx, "patch", None, patch)
+    assert member is not None
+    return _resource_response(ctx, member, request)
+
+
+@router.delete("/Users/{member_id}")
+async def delete_user(
+    member_id: str,
+    ctx: ScimContext = Depends(scim_context),
+    if_match: str | None = Header(default=None),
+) -> Response:
+    async def delete(session: Any) -> Member:
+        member = await member_service.get_member(session, ctx.workspace, member_id, lock=True)
+        member_service.check_version(member, _if_match(if_match))
+        await member_service.delete_member(session, member)
+        return member
+
+    await _write(ctx, "delete", None, delete)
+    return Response(status_code=204)
+
+
+@router.api_route("/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+async def unknown(rest: str, ctx: ScimContext = Depends(scim_context)) -> Response:
+    if rest.strip("/").split("/")[0].lower() == "groups":
+        raise ScimError(404, "Groups are not supported by this server: provision users only.")
+    raise ScimError(404, f"No SCIM endpoint /{rest}: this server serves /Users, /Schemas, /ResourceTypes and "
+                         "/ServiceProviderConfig.")
+
+
+__all__ = ["router", "scim_datetime"]

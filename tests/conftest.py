@@ -1,0 +1,141 @@
+"""Shared fixtures: every database test runs on SQLite and, when configured, on PostgreSQL.
+
+Set ``PROVISIO_TEST_POSTGRES_URL`` (e.g. ``postgresql://postgres@127.0.0.1:5432/postgres``) to add the
+PostgreSQL run: a uniquely named database is created for the session and dropped afterwards. Under
+CI (``CI=true``) a missing PostgreSQL fails the run instead of being skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from provisio.app import create_app
+from provisio.config import Settings
+from provisio.db.engine import Database, async_url
+from provisio.db.migrate import upgrade
+from provisio.domain import tokens as token_service
+from provisio.domain import workspaces as workspace_service
+
+POSTGRES_ENV = "PROVISIO_TEST_POSTGRES_URL"
+BASE_URL = "http://provisio.test"
+
+
+def _backends() -> list[str]:
+    backends = ["sqlite"]
+    if os.environ.get(POSTGRES_ENV):
+        backends.append("postgresql")
+    elif os.environ.get("CI"):
+        raise pytest.UsageError(f"CI runs every database test on PostgreSQL too: set {POSTGRES_ENV}.")
+    return backends
+
+
+async def _admin(url: str, statement: str) -> None:
+    engine = create_async_engine(async_url(url), isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def tmp_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("provisio")
+
+
+@pytest.fixture(scope="session", params=_backends())
+async def database_url(request: pytest.FixtureRequest, tmp_root: Path) -> AsyncIterator[str]:
+    """A migrated database for the whole session, one per backend."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_root / 'provisio.db'}"
+        await _run_blocking(upgrade, url)
+        yield url
+        return
+    admin_url = os.environ[POSTGRES_ENV]
+    name = f"provisio_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    await _admin(admin_url, f'CREATE DATABASE "{name}"')
+    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        await _run_blocking(upgrade, url)
+        yield url
+    finally:
+        await _admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def _run_blocking(fn: object, *args: object) -> None:
+    import asyncio
+
+    # Alembic's env runs its own event loop, which cannot nest inside pytest-asyncio's.
+    await asyncio.get_running_loop().run_in_executor(None, fn, *args)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url, base_url=BASE_URL, secret_key="test-secret", log_json=True,
+                    log_level="WARNING", scim_max_results=100)
+
+
+@pytest.fixture(scope="session")
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database.from_url(database_url)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings) -> AsyncIterator[object]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: object) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as c:
+        yield c
+
+
+@dataclass
+class Tenant:
+    key: str
+    id: str
+    token: str
+    base: str  # the Tenant URL path, relative to the client's base URL
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+async def make_tenant(db: Database, name: str = "Acme", seats: int = 100) -> Tenant:
+    async with db.writing() as session:
+        ws = await workspace_service.create_workspace(session, f"{name} {uuid.uuid4().hex[:6]}", seats=seats)
+        issued = await token_service.create_token(session, ws, "test")
+    return Tenant(key=ws.key, id=ws.id, token=issued.token, base=f"/scim/v2/{ws.key}")
+
+
+@pytest.fixture
+async def tenant(db: Database) -> Tenant:
+    """A fresh workspace with a bearer token: tests are isolated by tenant, not by database."""
+    return await make_tenant(db)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Iterator[Path]:
+    yield Path(__file__).resolve().parent.parent

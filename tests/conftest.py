@@ -81,8 +81,14 @@ async def _run_blocking(fn: object, *args: object) -> None:
 
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, base_url=BASE_URL, secret_key="test-secret", log_json=True,
-                    log_level="WARNING", scim_max_results=100)
+    return Settings(
+        database_url=database_url,
+        base_url=BASE_URL,
+        secret_key="test-secret",
+        log_json=True,
+        log_level="WARNING",
+        scim_max_results=100,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 
 from provisio import __version__
 from provisio.config import Settings, get_settings
+from provisio.console.install import install_console
 from provisio.db.engine import Database
 from provisio.db.migrate import check_current
 from provisio.logging import configure_logging
@@ -35,11 +36,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await db.dispose()
 
-    app = FastAPI(title="provisio", version=__version__, lifespan=lifespan, docs_url="/api/docs",
-                  redoc_url=None)
+    app = FastAPI(
+        title="provisio", version=__version__, lifespan=lifespan, docs_url="/api/docs", redoc_url=None
+    )
     app.state.settings = settings
     app.add_middleware(MetricsMiddleware)
     app.include_router(scim_router)
+    install_console(app)  # admin console, consent page and OAuth endpoints (provisio.console, provisio.oauth)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
 
     @app.get("/healthz", include_in_schema=False)

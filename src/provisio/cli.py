@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -12,9 +13,14 @@ import typer
 from provisio.config import get_settings
 from provisio.db.engine import Database
 from provisio.db.migrate import upgrade
+from provisio.domain import admins as admin_service
+from provisio.domain import redirect_uris as redirect_service
+from provisio.domain import scim_credentials as credential_service
+from provisio.domain import scim_settings as scim_settings_service
 from provisio.domain import tokens as token_service
 from provisio.domain import workspaces as workspace_service
-from provisio.domain.errors import DomainError
+from provisio.domain.errors import DomainError, Kind
+from provisio.domain.scim_methods import ScimMethod
 
 app = typer.Typer(help="provisio: SCIM 2.0 provisioning for workspaces.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -23,6 +29,8 @@ token_app = typer.Typer(help="Long-lived SCIM bearer tokens.", no_args_is_help=T
 app.add_typer(db_app, name="db")
 app.add_typer(workspace_app, name="workspace")
 app.add_typer(token_app, name="token")
+scim_app = typer.Typer(help="SCIM provisioning settings of a workspace.", no_args_is_help=True)
+app.add_typer(scim_app, name="scim")
 
 T = TypeVar("T")
 JSON_OPTION = typer.Option(False, "--json", help="Print machine-readable JSON.")
@@ -64,8 +72,15 @@ def serve(
     """Serve the SCIM API and console (the database must be migrated: `provisio db upgrade`)."""
     import uvicorn
 
-    uvicorn.run("provisio.app:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level="warning", access_log=False)
+    uvicorn.run(
+        "provisio.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )
 
 
 @workspace_app.command("create")
@@ -73,18 +88,92 @@ def workspace_create(
     name: str,
     key: str = typer.Option(None, help="URL-safe key used in the Tenant URL (default: from the name)."),
     seats: int = typer.Option(0, help="Purchased seats."),
+    admin_email: str = typer.Option(None, help="E-mail of the workspace admin who signs in to the console."),
+    admin_password: str = typer.Option(
+        None, help="That admin's password (an existing admin's password is reset to it)."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Create a workspace."""
+    """Create a workspace (and, with --admin-email/--admin-password, its console admin)."""
+    if (admin_email is None) != (admin_password is None):
+        typer.echo("error: give --admin-email and --admin-password together.", err=True)
+        raise typer.Exit(2)
 
     async def work(db: Database) -> dict[str, Any]:
         async with db.writing() as session:
             ws = await workspace_service.create_workspace(session, name, key=key, seats=seats)
-            return {"id": ws.id, "key": ws.key, "name": ws.name,
-                    "tenant_url": get_settings().tenant_url(ws.key)}
+            data: dict[str, Any] = {
+                "id": ws.id,
+                "key": ws.key,
+                "name": ws.name,
+                "tenant_url": get_settings().tenant_url(ws.key),
+            }
+            if admin_email is not None and admin_password is not None:
+                admin = await admin_service.ensure_admin(session, ws, admin_email, admin_password)
+                data["admin_email"] = admin.email
+                data["console_url"] = get_settings().console_url
+            return data
 
     data = _run(work)
-    _emit(data, as_json, [f"Created workspace {data['name']} ({data['key']})", f"Tenant URL: {data['tenant_url']}"])
+    lines = [f"Created workspace {data['name']} ({data['key']})", f"Tenant URL: {data['tenant_url']}"]
+    if "admin_email" in data:
+        lines.append(f"Admin {data['admin_email']} can sign in at {data['console_url']}")
+    _emit(data, as_json, lines)
+
+
+@scim_app.command("configure")
+def scim_configure(
+    workspace: str = typer.Argument(..., help="Workspace key."),
+    method: ScimMethod = typer.Option(..., help="How the identity provider authenticates."),
+    redirect_uri: list[str] = typer.Option(
+        None, "--redirect-uri", help="Redirect URI to allow (authorization_code; repeatable)."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Enable SCIM with METHOD and issue fresh credentials (previous ones stop working at once)."""
+
+    async def work(db: Database) -> dict[str, Any]:
+        settings = get_settings()
+        async with db.writing() as session:
+            ws = await workspace_service.require_workspace(session, workspace)
+            if redirect_uri and method is not ScimMethod.AUTHORIZATION_CODE:
+                raise DomainError(Kind.INVALID, "--redirect-uri applies only to --method authorization_code.")
+            await scim_settings_service.set_method(session, ws, method)
+            await scim_settings_service.set_enabled(session, ws, True)
+            known = await redirect_service.list_redirect_uris(session, ws.id)
+            for uri in redirect_uri or []:
+                if redirect_service.validate_redirect_uri(uri) not in known:
+                    known.append(await redirect_service.add_redirect_uri(session, ws, uri))
+            issued = await credential_service.generate_credentials(session, ws)
+            urls = scim_settings_service.scim_urls(settings, ws.key)
+            data: dict[str, Any] = {"workspace": ws.key, "method": method.value, "enabled": True}
+            if issued.token is not None:
+                data["token"] = issued.token
+            else:
+                data["client_id"] = issued.client_id
+                data["client_secret"] = issued.client_secret
+            data.update(
+                authorization_url=urls.authorization_url,
+                tenant_url=urls.tenant_url,
+                token_url=urls.token_url,
+                redirect_uris=known,
+            )
+            return data
+
+    data = _run(work)
+    labels = {
+        "client_id": "Client ID",
+        "client_secret": "Client Secret",
+        "token": "Bearer token",
+        "authorization_url": "Authorization URL",
+        "tenant_url": "Tenant URL",
+        "token_url": "Token URL",
+    }
+    lines = [f"SCIM is on for {data['workspace']} with {method.label}."]
+    lines += [f"  {label + ':':<19}{data[name]}" for name, label in labels.items() if name in data]
+    lines += [f"  Redirect URI:      {uri}" for uri in data["redirect_uris"]]
+    lines.append("The secret is shown only now; store it in your identity provider.")
+    _emit(data, as_json, lines)
 
 
 @token_app.command("create")
@@ -102,8 +191,15 @@ def token_create(
             return {"id": issued.id, "token": issued.token, "tenant_url": get_settings().tenant_url(ws.key)}
 
     data = _run(work)
-    _emit(data, as_json, [f"Token: {data['token']}", f"Tenant URL: {data['tenant_url']}",
-                          "The token is shown only now; store it in your identity provider."])
+    _emit(
+        data,
+        as_json,
+        [
+            f"Token: {data['token']}",
+            f"Tenant URL: {data['tenant_url']}",
+            "The token is shown only now; store it in your identity provider.",
+        ],
+    )
 
 
 @token_app.command("revoke")
@@ -129,22 +225,31 @@ def token_list(workspace: str, as_json: bool = JSON_OPTION) -> None:
         async with db.reading() as session:
             ws = await workspace_service.require_workspace(session, workspace)
             return [
-                {"id": t.id, "label": t.label, "created_at": t.created_at.isoformat(),
-                 "revoked": t.revoked_at is not None}
+                {
+                    "id": t.id,
+                    "label": t.label,
+                    "created_at": t.created_at.isoformat(),
+                    "revoked": t.revoked_at is not None,
+                }
                 for t in await token_service.list_tokens(session, ws)
             ]
 
     rows = _run(work)
-    _emit({"tokens": rows}, as_json,
-          [f"{r['id']}  {'revoked' if r['revoked'] else 'live   '}  {r['label']}" for r in rows] or ["No tokens."])
+    _emit(
+        {"tokens": rows},
+        as_json,
+        [f"{r['id']}  {'revoked' if r['revoked'] else 'live   '}  {r['label']}" for r in rows]
+        or ["No tokens."],
+    )
 
 
 DEMO_KEY = "demo"
+DEMO_ADMIN_EMAIL = "admin@demo.example"
 
 
 @app.command()
 def demo(as_json: bool = JSON_OPTION) -> None:
-    """Migrate, make sure the demo workspace exists, and issue a fresh demo SCIM token."""
+    """Migrate; ensure the demo workspace and its admin; print the console sign-in and a SCIM token."""
     settings = get_settings()
     upgrade(settings.database_url)
 
@@ -153,13 +258,37 @@ def demo(as_json: bool = JSON_OPTION) -> None:
             ws = await workspace_service.get_workspace(session, DEMO_KEY)
             if ws is None:
                 ws = await workspace_service.create_workspace(session, "Demo", key=DEMO_KEY, seats=25)
-            issued = await token_service.create_token(session, ws, "demo")
-            return {"workspace": ws.key, "tenant_url": settings.tenant_url(ws.key), "token": issued.token}
+            password = secrets.token_urlsafe(12)  # fresh on every run; printed below
+            await admin_service.ensure_admin(session, ws, DEMO_ADMIN_EMAIL, password)
+            data: dict[str, Any] = {
+                "workspace": ws.key,
+                "tenant_url": settings.tenant_url(ws.key),
+                "console_url": settings.console_url,
+                "admin_email": DEMO_ADMIN_EMAIL,
+                "admin_password": password,
+                "scim_method": ws.scim_auth_method,
+            }
+            if ws.scim_auth_method == ScimMethod.BEARER.value:
+                data["token"] = (await token_service.create_token(session, ws, "demo")).token
+            return data
 
     data = _run(work)
-    _emit(data, as_json, [
+    lines = [
         "provisio demo is ready.",
+        f"  Console:                {data['console_url']}",
+        f"  Admin e-mail:           {data['admin_email']}",
+        f"  Admin password:         {data['admin_password']}",
         f"  Tenant URL (SCIM base): {data['tenant_url']}",
-        f"  Bearer token:           {data['token']}",
-        "  Try: curl -H 'Authorization: Bearer " + data["token"] + "' " + data["tenant_url"] + "/Users",
-    ])
+    ]
+    if "token" in data:
+        lines += [
+            f"  Bearer token:           {data['token']}",
+            "  Try: curl -H 'Authorization: Bearer " + data["token"] + "' " + data["tenant_url"] + "/Users",
+        ]
+    else:
+        lines.append(f"  SCIM method:            {data['scim_method']} (see the console)")
+    _emit(data, as_json, lines)
+
+
+if __name__ == "__main__":
+    app()

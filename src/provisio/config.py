@@ -16,7 +16,7 @@ class Settings(BaseSettings):
 
     database_url: str = Field(
         default=f"sqlite:///{DEFAULT_DB_PATH}",
-        description="Plain SQLAlchemy URL (sqlite:///path or postgresql://user@host/db); the async driver is chosen.",
+        description="Plain SQLAlchemy URL (sqlite:///path or postgresql://user@host/db).",
     )
     base_url: str = Field(
         default="http://127.0.0.1:8000",
@@ -24,12 +24,34 @@ class Settings(BaseSettings):
     )
     # SCIM protocol limits, advertised in /ServiceProviderConfig.
     scim_max_results: int = Field(default=200, ge=1, description="Largest page a list or search returns.")
-    scim_max_request_bytes: int = Field(default=1_048_576, ge=1024, description="Largest accepted request body.")
-    scim_cursor_ttl_seconds: int = Field(default=3600, ge=1, description="How long a pagination cursor lives.")
+    scim_max_request_bytes: int = Field(
+        default=1_048_576, ge=1024, description="Largest accepted request body."
+    )
+    scim_cursor_ttl_seconds: int = Field(
+        default=3600, ge=1, description="How long a pagination cursor lives."
+    )
     secret_key: str = Field(
         default="",
         description="Signs sessions and cursors; a random key is made per process when empty (dev only).",
     )
+    # OAuth 2.0 authorization server and console (issue 4).
+    oauth_access_token_ttl_seconds: int = Field(default=3600, ge=60, description="Access token lifetime.")
+    oauth_refresh_token_ttl_seconds: int = Field(
+        default=90 * 86400, ge=3600, description="Refresh token lifetime, renewed on every refresh (sliding)."
+    )
+    oauth_code_ttl_seconds: int = Field(
+        default=300, ge=10, le=600, description="Authorization code lifetime."
+    )
+    oauth_refresh_grace_seconds: int = Field(
+        default=120, ge=0, description="How long a rotated refresh token is still accepted (lost responses)."
+    )
+    console_session_ttl_seconds: int = Field(
+        default=12 * 3600, ge=300, description="Console sign-in lifetime."
+    )
+    console_sign_in_max_failures: int = Field(
+        default=5, ge=1, description="Failed sign-ins per e-mail address allowed in the throttle window."
+    )
+    console_sign_in_window_seconds: int = Field(default=900, ge=1, description="Sign-in throttle window.")
     log_level: str = "INFO"
     log_json: bool = True
 
@@ -39,6 +61,21 @@ class Settings(BaseSettings):
 
     def tenant_url(self, workspace_key: str) -> str:
         return f"{self.public_base}/scim/v2/{workspace_key}"
+
+    def authorization_url(self, workspace_key: str) -> str:
+        return f"{self.public_base}/oauth/{workspace_key}/authorize"
+
+    @property
+    def token_url(self) -> str:
+        return f"{self.public_base}/oauth/token"
+
+    @property
+    def console_url(self) -> str:
+        return f"{self.public_base}/console/"
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.public_base.startswith("https://")
 
 
 @lru_cache(maxsize=1)

@@ -1,4 +1,4 @@
-"""Prometheus metrics: request counts and latencies by route template (never by raw path: ids would explode)."""
+"""Prometheus metrics: request counts and latencies by route template (never raw paths: ids vary)."""
 
 from __future__ import annotations
 

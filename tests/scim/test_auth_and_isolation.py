@@ -35,14 +35,16 @@ async def test_token_of_one_workspace_is_refused_on_another(
     # B's user is invisible through A's tenant, by id, by filter and in lists.
     r = await client.get(f"{tenant.base}/Users/{other_id}", headers=tenant.headers)
     assert r.status_code == 404
-    r = await client.get(f"{tenant.base}/Users", params={"filter": 'userName eq "secret@globex.com"'},
-                         headers=tenant.headers)
+    r = await client.get(
+        f"{tenant.base}/Users", params={"filter": 'userName eq "secret@globex.com"'}, headers=tenant.headers
+    )
     assert r.json()["totalResults"] == 0
     r = await client.get(f"{tenant.base}/Users", headers=tenant.headers)
     assert other_id not in {u["id"] for u in r.json()["Resources"]}
     # …and cannot be changed or deleted through it.
-    r = await client.put(f"{tenant.base}/Users/{other_id}", json=okta_user("secret@globex.com"),
-                         headers=tenant.headers)
+    r = await client.put(
+        f"{tenant.base}/Users/{other_id}", json=okta_user("secret@globex.com"), headers=tenant.headers
+    )
     assert r.status_code == 404
     r = await client.delete(f"{tenant.base}/Users/{other_id}", headers=tenant.headers)
     assert r.status_code == 404

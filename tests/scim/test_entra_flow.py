@@ -40,7 +40,9 @@ async def test_test_connection_and_lifecycle(client: httpx.AsyncClient, tenant: 
     )
     assert r.status_code == 200 and r.json()["totalResults"] == 0 and r.json()["Resources"] == []
 
-    r = await client.post(f"{base}/Users?aadOptscim062020", json=entra_user("test.user@contoso.com"), headers=h)
+    r = await client.post(
+        f"{base}/Users?aadOptscim062020", json=entra_user("test.user@contoso.com"), headers=h
+    )
     assert r.status_code == 201, r.text
     uid = r.json()["id"]
     assert r.json()[ENTERPRISE]["employeeNumber"] == "1234"
@@ -84,7 +86,10 @@ async def test_test_connection_and_lifecycle(client: httpx.AsyncClient, tenant: 
     # manager "" removes the manager.
     r = await client.patch(
         f"{base}/Users/{uid}",
-        json={"schemas": [PATCH_OP], "Operations": [{"op": "Replace", "path": f"{ENTERPRISE}:manager", "value": ""}]},
+        json={
+            "schemas": [PATCH_OP],
+            "Operations": [{"op": "Replace", "path": f"{ENTERPRISE}:manager", "value": ""}],
+        },
         headers=h,
     )
     assert r.status_code in (200, 204), r.text
@@ -108,8 +113,12 @@ async def test_patch_that_hits_nothing_is_an_error(client: httpx.AsyncClient, te
     uid = r.json()["id"]
     r = await client.patch(
         f"{tenant.base}/Users/{uid}",
-        json={"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": 'emails[value eq "nobody@x.com"].type',
-                                                      "value": "home"}]},
+        json={
+            "schemas": [PATCH_OP],
+            "Operations": [
+                {"op": "replace", "path": 'emails[value eq "nobody@x.com"].type', "value": "home"}
+            ],
+        },
         headers=tenant.headers,
     )
     assert r.status_code == 400

@@ -40,7 +40,13 @@ async def test_okta_full_sequence(client: httpx.AsyncClient, tenant: Tenant) -> 
     r = await lookup(client, tenant, "ada@example.com")
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("application/scim+json")
-    assert r.json() == {"schemas": [LIST], "totalResults": 0, "startIndex": 1, "itemsPerPage": 0, "Resources": []}
+    assert r.json() == {
+        "schemas": [LIST],
+        "totalResults": 0,
+        "startIndex": 1,
+        "itemsPerPage": 0,
+        "Resources": [],
+    }
 
     # 2. Create.
     r = await client.post(f"{tenant.base}/Users", json=okta_user("ada@example.com"), headers=tenant.headers)

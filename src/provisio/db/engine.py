@@ -28,7 +28,9 @@ def async_url(url: str | URL) -> URL:
         return parsed.set(drivername="sqlite+aiosqlite")
     if backend == "postgresql":
         return parsed.set(drivername="postgresql+asyncpg")
-    raise ValueError(f"Unsupported database URL {parsed.render_as_string()!r}: use sqlite:/// or postgresql://")
+    raise ValueError(
+        f"Unsupported database URL {parsed.render_as_string()!r}: use sqlite:/// or postgresql://"
+    )
 
 
 def sync_url(url: str | URL) -> URL:
@@ -38,8 +40,10 @@ def sync_url(url: str | URL) -> URL:
     if backend == "sqlite":
         return parsed.set(drivername="sqlite")
     if backend == "postgresql":
-        return parsed.set(drivername="postgresql+psycopg") if _has("psycopg") else parsed.set(
-            drivername="postgresql+asyncpg"
+        return (
+            parsed.set(drivername="postgresql+psycopg")
+            if _has("psycopg")
+            else parsed.set(drivername="postgresql+asyncpg")
         )
     raise ValueError(f"Unsupported database URL {parsed.render_as_string()!r}")
 
@@ -125,4 +129,3 @@ class Database:
         await self.read_engine.dispose()
         if self.write_engine is not self.read_engine:
             await self.write_engine.dispose()
-

@@ -78,6 +78,10 @@ class Workspace(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     scim_enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
     seats_purchased: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # How IdPs authenticate to SCIM: "bearer" (legacy token), "authorization_code" or "client_credentials".
+    scim_auth_method: Mapped[str] = mapped_column(String(32), default="bearer", server_default="bearer")
+    license_auto_charge: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    license_max_seats: Mapped[int | None] = mapped_column(Integer)
 
 
 class Person(Base):
@@ -163,3 +167,127 @@ class ProvisioningEvent(Base):
     detail: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_events_workspace_at", "workspace_id", "at"),)
+
+
+# --- Console admins and the OAuth 2.0 authorization server (provisio.domain.admins, provisio.oauth) ---
+
+
+class Admin(Base):
+    """A person who signs in to the console; administers the workspaces linked in ``workspace_admins``."""
+
+    __tablename__ = "admins"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    email: Mapped[str] = mapped_column(String(320))
+    email_lower: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WorkspaceAdmin(Base):
+    __tablename__ = "workspace_admins"
+
+    workspace_id: Mapped[str] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    admin_id: Mapped[str] = mapped_column(ForeignKey("admins.id", ondelete="CASCADE"), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ConsoleSession(Base):
+    """A signed-in browser. The cookie holds a random token; only its SHA-256 is stored."""
+
+    __tablename__ = "console_sessions"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    admin_id: Mapped[str] = mapped_column(ForeignKey("admins.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SignInFailure(Base):
+    """A failed console sign-in, counted to throttle password guessing per e-mail and per address."""
+
+    __tablename__ = "sign_in_failures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    email_lower: Mapped[str] = mapped_column(String(320))
+    client_ip: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        Index("ix_sign_in_failures_email_at", "email_lower", "at"),
+        Index("ix_sign_in_failures_ip_at", "client_ip", "at"),
+    )
+
+
+class OAuthRedirectUri(Base):
+    """An exact redirect URI the workspace's Authorization Code client may use."""
+
+    __tablename__ = "oauth_redirect_uris"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    uri: Mapped[str] = mapped_column(String(2000))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (Index("uq_oauth_redirect_uris_workspace_uri", "workspace_id", "uri", unique=True),)
+
+
+class OAuthClient(Base):
+    """A workspace's OAuth client (what *Generate Credentials* issues). Only the secret's SHA-256 is kept."""
+
+    __tablename__ = "oauth_clients"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    client_id: Mapped[str] = mapped_column(String(64), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    grant_method: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class OAuthAuthorizationCode(Base):
+    __tablename__ = "oauth_authorization_codes"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    client_pk: Mapped[str] = mapped_column(ForeignKey("oauth_clients.id", ondelete="CASCADE"), index=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    admin_id: Mapped[str | None] = mapped_column(ForeignKey("admins.id", ondelete="SET NULL"))
+    redirect_uri: Mapped[str | None] = mapped_column(String(2000))
+    scope: Mapped[str] = mapped_column(String(200), default="")
+    code_challenge: Mapped[str | None] = mapped_column(String(128))
+    code_challenge_method: Mapped[str | None] = mapped_column(String(10))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class OAuthToken(Base):
+    """One issued access token and (Authorization Code only) its refresh token, both stored as SHA-256.
+
+    Tokens issued from one authorization share ``family_id``; a refresh makes a child (``parent_id``).
+    ``refreshed_at`` records when this row's refresh token was rotated away.
+    """
+
+    __tablename__ = "oauth_tokens"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    client_pk: Mapped[str] = mapped_column(ForeignKey("oauth_clients.id", ondelete="CASCADE"), index=True)
+    admin_id: Mapped[str | None] = mapped_column(ForeignKey("admins.id", ondelete="SET NULL"))
+    grant_type: Mapped[str] = mapped_column(String(40))
+    scope: Mapped[str] = mapped_column(String(200), default="")
+    family_id: Mapped[str] = mapped_column(String(36), index=True)
+    parent_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    code_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    access_token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    refresh_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    access_expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    refresh_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     NOT_FOUND = "not_found"
     CONFLICT = "conflict"  # uniqueness
     PRECONDITION = "precondition"  # If-Match / version mismatch

@@ -130,7 +130,9 @@ def _member_query(workspace: Workspace) -> Select[tuple[Member]]:
     return select(Member).where(Member.workspace_id == workspace.id, Member.deleted_at.is_(None))
 
 
-async def get_member(session: AsyncSession, workspace: Workspace, member_id: str, *, lock: bool = False) -> Member:
+async def get_member(
+    session: AsyncSession, workspace: Workspace, member_id: str, *, lock: bool = False
+) -> Member:
     query = _member_query(workspace).where(Member.id == member_id)
     if lock:
         query = query.with_for_update()

@@ -46,7 +46,9 @@ async def workspace_for_token(session: AsyncSession, token: str) -> str | None:
 async def revoke_token(session: AsyncSession, workspace: Workspace, token_id: str) -> bool:
     result = await session.execute(
         update(ScimToken)
-        .where(ScimToken.id == token_id, ScimToken.workspace_id == workspace.id, ScimToken.revoked_at.is_(None))
+        .where(
+            ScimToken.id == token_id, ScimToken.workspace_id == workspace.id, ScimToken.revoked_at.is_(None)
+        )
         .values(revoked_at=utcnow())
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -7,13 +7,36 @@ caller learns nothing about other tenants.
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from provisio.db.engine import Database
 from provisio.db.models import ScimToken, Workspace
+from provisio.domain.scim_methods import ScimMethod
 from provisio.domain.tokens import hash_token
+from provisio.oauth.access import access_token_valid
 from provisio.scim.errors import ScimError
 
 REALM = "provisio SCIM"
+
+
+async def _workspace_for_token(session: AsyncSession, workspace_key: str, token: str) -> Workspace | None:
+    """The workspace if ``token`` is a live credential of its chosen method: an OAuth access token, or a
+    legacy bearer token only while the workspace uses the bearer method."""
+    workspace = (
+        await session.execute(select(Workspace).where(Workspace.key == workspace_key))
+    ).scalar_one_or_none()
+    if workspace is None:
+        return None
+    if workspace.scim_auth_method != ScimMethod.BEARER.value:
+        return workspace if await access_token_valid(session, workspace, token) else None
+    legacy = await session.execute(
+        select(ScimToken.id).where(
+            ScimToken.workspace_id == workspace.id,
+            ScimToken.token_hash == hash_token(token),
+            ScimToken.revoked_at.is_(None),
+        )
+    )
+    return workspace if legacy.first() is not None else None
 
 
 class Unauthorized(ScimError):
@@ -28,7 +51,8 @@ class Unauthorized(ScimError):
 def bearer_token(authorization: str | None) -> str:
     if not authorization:
         raise Unauthorized(
-            "Authentication required: send the workspace's SCIM credential as 'Authorization: Bearer <token>'."
+            "Authentication required: send the workspace's SCIM credential as "
+            "'Authorization: Bearer <token>'."
         )
     scheme, _, token = authorization.partition(" ")
     token = token.strip()
@@ -42,17 +66,7 @@ def bearer_token(authorization: str | None) -> str:
 async def authenticate(db: Database, workspace_key: str, authorization: str | None) -> Workspace:
     token = bearer_token(authorization)
     async with db.reading() as session:
-        workspace = (
-            await session.execute(
-                select(Workspace)
-                .join(ScimToken, ScimToken.workspace_id == Workspace.id)
-                .where(
-                    Workspace.key == workspace_key,
-                    ScimToken.token_hash == hash_token(token),
-                    ScimToken.revoked_at.is_(None),
-                )
-            )
-        ).scalar_one_or_none()
+        workspace = await _workspace_for_token(session, workspace_key, token)
     if workspace is None:
         raise Unauthorized(
             "The access token is invalid, expired or revoked, or it belongs to another workspace. Check the "

@@ -53,11 +53,13 @@ COMPARE_OPS: frozenset[str] = frozenset({"eq", "ne", "co", "sw", "ew", "gt", "ge
 _OPS_HINT = "a comparison operator (eq, ne, co, sw, ew, gt, ge, lt, le, pr)"
 
 _PATH_CHARS = re.compile(r"[A-Za-z0-9_\-.:$]+")
-_ATTRNAME = re.compile(r"\$?[A-Za-z][A-Za-z0-9_\-]*\Z")
+_NAME = re.compile(r"\$?[A-Za-z][A-Za-z0-9_\-]*")
+_ATTRNAME = re.compile(_NAME.pattern + r"\Z")
 _WORD = re.compile(r"[A-Za-z]+")
 _BARE = re.compile(r'[^\s()\[\]"]+')
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?\Z")
 _WS = re.compile(r"\s*")
+_TOKEN = re.compile(r'"[^"]*"?|[^\s()\[\]"]+')
 
 
 def parse_filter(text: str) -> Filter:
@@ -70,7 +72,7 @@ def parse_filter(text: str) -> Filter:
     result = p.parse_or(in_brackets=False)
     p.skip_ws()
     if not p.at_end():
-        p.fail_unexpected('"and", "or"' + (' or ")"' if p.depth else "") + " or the end of the filter")
+        p.fail_unexpected('"and", "or" or the end of the filter')
     return result
 
 
@@ -88,13 +90,11 @@ def parse_patch_path(text: str) -> PatchPath:
         value_filter = p.parse_brackets(path)
         if p.peek() == ".":
             p.pos += 1
-            start = p.pos
-            m = _PATH_CHARS.match(p.text, p.pos)
-            name = m.group(0) if m else ""
-            if not _ATTRNAME.match(name):
-                p.fail("expected a sub-attribute name after \"].\"", start)
-            p.pos = start + len(name)
-            sub = name
+            m = _NAME.match(p.text, p.pos)
+            if not m:
+                p.fail('expected a sub-attribute name after "]."')
+            p.pos = m.end()
+            sub = m.group(0)
     p.skip_ws()
     if not p.at_end():
         p.fail_unexpected('"[" or the end of the path' if value_filter is None else "the end of the path")
@@ -121,14 +121,13 @@ class _Parser:
     def snippet(self) -> str:
         if self.at_end():
             return "the end of the text"
-        m = _BARE.match(self.text, self.pos)
-        return json.dumps((m.group(0) if m else self.text[self.pos])[:30], ensure_ascii=False)
+        m = _TOKEN.match(self.text, self.pos)
+        token = (m.group(0) if m else self.text[self.pos])[:30]
+        return f"'{token}'" if '"' in token else f'"{token}"'
 
     def check_length(self) -> None:
         if len(self.text) > MAX_LENGTH:
-            raise ScimError(
-                400, f"Invalid {self.what}: longer than {MAX_LENGTH} characters", self.scim_type
-            )
+            raise ScimError(400, f"Invalid {self.what}: longer than {MAX_LENGTH} characters", self.scim_type)
 
     # --- lexical helpers ----------------------------------------------------------------------------
 
@@ -190,7 +189,7 @@ class _Parser:
         self.skip_ws()
         start = self.pos
         if self.at_end():
-            self.fail("expected an attribute path, \"not\" or \"(\"")
+            self.fail('expected an attribute path, "not" or "("')
         if self.word_at(start) == "not":
             self.pos += 3
             self.skip_ws()
@@ -247,7 +246,7 @@ class _Parser:
             # URNs contain dots ("2.0"), so the attribute starts after the last colon.
             urn, rest = token.rsplit(":", 1)
             if not urn:
-                self.fail("expected a schema URN before \":\"", start)
+                self.fail('expected a schema URN before ":"', start)
         parts = rest.split(".")
         if len(parts) > 2:
             self.fail(f'"{token}" has more than one sub-attribute', start)

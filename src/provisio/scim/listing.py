@@ -80,7 +80,9 @@ def parse_params(raw: dict[str, Any], max_results: int) -> ListParams:
     filter_text = _text("filter", params.get("filter")) or ""
     sort_order = (_text("sortOrder", params.get("sortorder")) or "ascending").lower()
     if sort_order not in ("ascending", "descending"):
-        raise ScimError(400, f"sortOrder must be 'ascending' or 'descending', not {sort_order!r}.", INVALID_VALUE)
+        raise ScimError(
+            400, f"sortOrder must be 'ascending' or 'descending', not {sort_order!r}.", INVALID_VALUE
+        )
     start_index = _int("startIndex", params.get("startindex"))
     count = _int("count", params.get("count"))
     cursor = _text("cursor", params.get("cursor"))
@@ -157,7 +159,12 @@ def _fingerprint(params: ListParams) -> str:
 
 def encode_cursor(secret: bytes, params: ListParams, cursor: Cursor, ttl: int) -> str:
     payload = orjson.dumps(
-        {"v": cursor.sort_value, "id": cursor.last_id, "q": _fingerprint(params), "exp": int(time.time()) + ttl}
+        {
+            "v": cursor.sort_value,
+            "id": cursor.last_id,
+            "q": _fingerprint(params),
+            "exp": int(time.time()) + ttl,
+        }
     )
     mac = hmac.new(secret, payload, hashlib.sha256).digest()[:16]
     return base64.urlsafe_b64encode(payload + mac).decode().rstrip("=")
@@ -165,7 +172,8 @@ def encode_cursor(secret: bytes, params: ListParams, cursor: Cursor, ttl: int) -
 
 def decode_cursor(secret: bytes, params: ListParams, text: str) -> Cursor:
     invalid = ScimError(
-        400, "The cursor is not one this server issued for this query: start again without a cursor value.",
+        400,
+        "The cursor is not one this server issued for this query: start again without a cursor value.",
         INVALID_CURSOR,
     )
     try:
@@ -173,20 +181,21 @@ def decode_cursor(secret: bytes, params: ListParams, text: str) -> Cursor:
     except (ValueError, TypeError):
         raise invalid from None
     payload, mac = raw[:-16], raw[-16:]
-    if len(raw) <= 16 or not hmac.compare_digest(mac, hmac.new(secret, payload, hashlib.sha256).digest()[:16]):
+    if len(raw) <= 16 or not hmac.compare_digest(
+        mac, hmac.new(secret, payload, hashlib.sha256).digest()[:16]
+    ):
         raise invalid
     data = orjson.loads(payload)
     if data.get("q") != _fingerprint(params):
         raise invalid
     if data.get("exp", 0) < time.time():
-        raise ScimError(400, "The cursor has expired: start the listing again with an empty cursor.",
-                        EXPIRED_CURSOR)
+        raise ScimError(
+            400, "The cursor has expired: start the listing again with an empty cursor.", EXPIRED_CURSOR
+        )
     return Cursor(sort_value=data.get("v"), last_id=str(data.get("id")))
 
 
-def after_cursor(
-    key: ColumnElement[Any] | None, descending: bool, cursor: Cursor
-) -> ColumnElement[bool]:
+def after_cursor(key: ColumnElement[Any] | None, descending: bool, cursor: Cursor) -> ColumnElement[bool]:
     """The keyset condition: rows strictly after the cursor in (sort key, id) order."""
     if key is None:
         return Member.id < cursor.last_id if descending else Member.id > cursor.last_id

@@ -62,6 +62,8 @@ class ScimRoute(APIRoute):
                 return await handler(request)
             except Unauthorized as exc:
                 return error_response(exc, {"WWW-Authenticate": exc.challenge})
+            except MethodNotAllowed as exc:
+                return error_response(exc, {"Allow": exc.allow})
             except ScimError as exc:
                 return error_response(exc)
             except DomainError as exc:
@@ -71,10 +73,18 @@ class ScimRoute(APIRoute):
             except Exception:
                 log.exception("scim.internal_error", path=request.url.path, method=request.method)
                 return error_response(
-                    ScimError(500, "The server failed to handle this request; it has been logged. Retry later.")
+                    ScimError(
+                        500, "The server failed to handle this request; it has been logged. Retry later."
+                    )
                 )
 
         return scim_handler
+
+
+class MethodNotAllowed(ScimError):
+    def __init__(self, detail: str, allow: str) -> None:
+        super().__init__(405, detail)
+        self.allow = allow
 
 
 def _validation_detail(exc: RequestValidationError) -> str:
@@ -157,12 +167,18 @@ def _if_match(header: str | None) -> list[int] | None:
 
 
 def _resource_response(
-    ctx: ScimContext, member: Member, request: Request, status: int = 200, projection: Projection | None = None
+    ctx: ScimContext,
+    member: Member,
+    request: Request,
+    status: int = 200,
+    projection: Projection | None = None,
 ) -> Response:
     resource = user_resource(member, ctx.location(member.id))
     if projection is None:
         projection = Projection.parse(
-            user_schema(), request.query_params.get("attributes"), request.query_params.get("excludedAttributes")
+            user_schema(),
+            request.query_params.get("attributes"),
+            request.query_params.get("excludedAttributes"),
         )
     headers = {"ETag": etag(member.version), "Location": ctx.location(member.id)}
     return ScimResponse(projection.apply(user_schema(), resource), status_code=status, headers=headers)
@@ -196,7 +212,9 @@ async def _write(
 
 
 async def _log_failure(ctx: ScimContext, action: str, user_name: str | None, error: ScimError) -> None:
-    log.info("scim.failure", workspace=ctx.workspace.key, action=action, status=error.status, detail=error.detail)
+    log.info(
+        "scim.failure", workspace=ctx.workspace.key, action=action, status=error.status, detail=error.detail
+    )
     async with ctx.db.writing() as session:
         await record_event(
             session,
@@ -211,8 +229,8 @@ async def _log_failure(ctx: ScimContext, action: str, user_name: str | None, err
 
 
 def _user_document(body: Any) -> dict[str, Any]:
-    doc = normalise_document(_object(body), user_schema())
-    doc.pop("groups", None)  # readOnly: group membership is not set through the User resource
+    # readOnly attributes (id, meta, groups) in a request body are ignored (RFC 7644 §3.3, §3.5.1).
+    doc = normalise_document(_object(body), user_schema(), drop_read_only=True)
     if not isinstance(doc.get("userName"), str) or not doc["userName"].strip():
         raise ScimError(400, "userName is required: it is the user's unique identifier.", INVALID_VALUE)
     return doc
@@ -275,19 +293,29 @@ async def _list(ctx: ScimContext, params: ListParams) -> Response:
     async with ctx.db.reading() as session:
         if params.cursor is None:
             page = await member_service.list_members(
-                session, ctx.workspace, where=where, order_by=order_by(key, params.descending),
-                offset=params.start_index - 1, limit=params.count,
+                session,
+                ctx.workspace,
+                where=where,
+                order_by=order_by(key, params.descending),
+                offset=params.start_index - 1,
+                limit=params.count,
             )
         else:
             cursor = decode_cursor(secret, params, params.cursor) if params.cursor else None
             keyset = after_cursor(key, params.descending, cursor) if cursor else None
             conditions = [c for c in (where, keyset) if c is not None]
             page = await member_service.list_members(
-                session, ctx.workspace,
-                where=conditions[0] if len(conditions) == 1 else (conditions[0] & conditions[1]) if conditions
+                session,
+                ctx.workspace,
+                where=conditions[0]
+                if len(conditions) == 1
+                else (conditions[0] & conditions[1])
+                if conditions
                 else None,
                 total_where=where if where is not None else true(),
-                order_by=order_by(key, params.descending), offset=0, limit=params.count + 1,
+                order_by=order_by(key, params.descending),
+                offset=0,
+                limit=params.count + 1,
                 key=key,
             )
     members = page.members[: params.count]
@@ -316,7 +344,9 @@ async def list_users(request: Request, ctx: ScimContext = Depends(scim_context))
 async def search_users(request: Request, ctx: ScimContext = Depends(scim_context)) -> Response:
     body = _object(await read_json(request, ctx.settings.scim_max_request_bytes))
     if SEARCH_REQUEST_SCHEMA not in body.get("schemas", []):
-        raise ScimError(400, f"A search request must list the schema {SEARCH_REQUEST_SCHEMA}.", INVALID_SYNTAX)
+        raise ScimError(
+            400, f"A search request must list the schema {SEARCH_REQUEST_SCHEMA}.", INVALID_SYNTAX
+        )
     params = parse_params({k: v for k, v in body.items() if k != "schemas"}, ctx.settings.scim_max_results)
     return await _list(ctx, params)
 
@@ -394,7 +424,7 @@ async def patch_user(
         member_service.check_version(member, _if_match(if_match))
         result = apply_patch(member.doc, body, user_schema())
         if result.changed:
-            await member_service.replace_member(session, ctx.workspace, member, _user_document(result.doc))
+            await member_service.replace_member(session, ctx.workspace, member, _user_document(result.document))
         return member
 
     member = await _write(ctx, "patch", None, patch)
@@ -418,12 +448,38 @@ async def delete_user(
     return Response(status_code=204)
 
 
+@router.post("/.search")
+async def search_root(request: Request, ctx: ScimContext = Depends(scim_context)) -> Response:
+    """Root-level search (RFC 7644 §3.4.3): this server's only resource type is User."""
+    return await search_users(request, ctx)
+
+
+# Endpoints that exist, with the methods they allow (for 405 answers).
+_ALLOWED = {
+    "serviceproviderconfig": "GET",
+    "resourcetypes": "GET",
+    "schemas": "GET",
+    "users": "GET, POST",
+}
+
+
 @router.api_route("/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
-async def unknown(rest: str, ctx: ScimContext = Depends(scim_context)) -> Response:
-    if rest.strip("/").split("/")[0].lower() == "groups":
+async def unknown(rest: str, request: Request, ctx: ScimContext = Depends(scim_context)) -> Response:
+    parts = [p for p in rest.split("/") if p]
+    head = parts[0].lower() if parts else ""
+    if head in _ALLOWED:
+        allowed = _ALLOWED[head]
+        if head == "users" and len(parts) == 2:
+            allowed = "GET, PUT, PATCH, DELETE"
+        if len(parts) <= (2 if head in ("users", "resourcetypes", "schemas") else 1):
+            raise MethodNotAllowed(f"{request.method} is not allowed on /{rest}: use {allowed}.", allowed)
+    if head == "groups":
         raise ScimError(404, "Groups are not supported by this server: provision users only.")
-    raise ScimError(404, f"No SCIM endpoint /{rest}: this server serves /Users, /Schemas, /ResourceTypes and "
-                         "/ServiceProviderConfig.")
+    raise ScimError(
+        404,
+        f"No SCIM endpoint /{rest}: this server serves /Users, /Schemas, /ResourceTypes and "
+        "/ServiceProviderConfig.",
+    )
 
 
 __all__ = ["router", "scim_datetime"]

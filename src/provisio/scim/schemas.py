@@ -125,8 +125,15 @@ _meta = Attribute(name="meta", type="complex", mutability="readOnly", schema="",
 _meta._subs.update({s.name.lower(): s for s in _META_SUBS})
 
 COMMON: dict[str, Attribute] = {
-    "id": Attribute(name="id", type="string", case_exact=True, mutability="readOnly", returned="always",
-                    uniqueness="server", schema=""),
+    "id": Attribute(
+        name="id",
+        type="string",
+        case_exact=True,
+        mutability="readOnly",
+        returned="always",
+        uniqueness="server",
+        schema="",
+    ),
     "externalid": Attribute(name="externalId", type="string", case_exact=True, schema=""),
     "meta": _meta,
     "schemas": Attribute(name="schemas", type="reference", multi_valued=True, case_exact=True, schema=""),

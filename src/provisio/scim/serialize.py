@@ -1,4 +1,4 @@
-"""Members as SCIM User resources, and the ``attributes`` / ``excludedAttributes`` projection (RFC 7644 §3.9)."""
+"""Members as SCIM User resources, and the attributes/excludedAttributes projection (RFC 7644 §3.9)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,64 @@
+"""CPU accounting from /proc: how busy the server was, and how much CPU other processes took meanwhile.
+
+The benchmark pins the server and itself to one core each, but cannot keep other work off those cores.
+A scenario that ran while something else used the machine shows it in "other CPU".
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_seconds() -> float:
+    """CPU-seconds spent busy on all cores since boot (everything but idle and iowait)."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / TICKS
+
+
+def process_seconds(pid: int | None) -> float:
+    """CPU-seconds used by ``pid`` (0 when unknown or gone)."""
+    if pid is None:
+        return 0.0
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat[stat.rfind(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
+
+
+@dataclass(frozen=True)
+class CpuSnapshot:
+    wall: float
+    machine: float
+    server: float
+    generator: float
+
+    @classmethod
+    def take(cls, server_pid: int | None) -> CpuSnapshot:
+        return cls(
+            time.perf_counter(), machine_busy_seconds(), process_seconds(server_pid), time.process_time()
+        )
+
+
+@dataclass(frozen=True)
+class CpuUse:
+    """Shares of one core over a run: 1.0 is one core fully busy."""
+
+    server: float
+    generator: float
+    other: float
+
+    @classmethod
+    def between(cls, a: CpuSnapshot, b: CpuSnapshot) -> CpuUse:
+        wall = max(b.wall - a.wall, 1e-9)
+        server = (b.server - a.server) / wall
+        generator = (b.generator - a.generator) / wall
+        other = max(0.0, (b.machine - a.machine) / wall - server - generator)
+        return cls(server=server, generator=generator, other=other)

@@ -1,0 +1,58 @@
+"""Who may see a console page: a signed-in admin, and for workspace pages an admin of that workspace."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from starlette.requests import Request
+
+from provisio.console.sessions import SignedIn, signed_in
+from provisio.db.engine import Database
+from provisio.db.models import Workspace
+from provisio.domain import admins as admin_service
+from provisio.domain import workspaces as workspace_service
+
+
+class LoginRequired(Exception):
+    def __init__(self, next_path: str) -> None:
+        self.location = "/console/login?next=" + quote(next_path, safe="")
+
+
+class PageError(Exception):
+    def __init__(self, status: int, title: str, message: str) -> None:
+        self.status, self.title, self.message = status, title, message
+
+
+def safe_next(value: str | None) -> str:
+    """Only a path on this site: never ``//host`` or an absolute URL (open redirect)."""
+    if value and value.startswith("/") and not value.startswith(("//", "/\\")):
+        return value
+    return "/console/"
+
+
+def request_path(request: Request) -> str:
+    query = request.url.query
+    return request.url.path + (f"?{query}" if query else "")
+
+
+async def require_admin(request: Request) -> SignedIn:
+    who = await signed_in(request)
+    if who is None:
+        raise LoginRequired(request_path(request) if request.method == "GET" else "/console/")
+    return who
+
+
+async def admin_workspace(request: Request, workspace_key: str, who: SignedIn) -> Workspace:
+    db: Database = request.app.state.db
+    async with db.reading() as session:
+        workspace = await workspace_service.get_workspace(session, workspace_key)
+        if workspace is None or not await admin_service.is_workspace_admin(
+            session, who.admin_id, workspace.id
+        ):
+            raise PageError(
+                404,
+                "Workspace not found",
+                f"None of the workspaces you administer has the key {workspace_key!r}. "
+                f"You are signed in as {who.email}.",
+            )
+        return workspace

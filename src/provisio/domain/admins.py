@@ -1,0 +1,110 @@
+"""Workspace admins: console accounts (e-mail + argon2 password) and which workspaces they administer."""
+
+from __future__ import annotations
+
+from pwdlib import PasswordHash
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from provisio.db.models import Admin, Workspace, WorkspaceAdmin
+from provisio.domain.errors import DomainError, Kind
+
+MIN_PASSWORD_LENGTH = 10
+
+_hasher = PasswordHash.recommended()  # argon2id
+# Verified against when the e-mail is unknown, so a miss costs as much time as a wrong password.
+_DUMMY_HASH = _hasher.hash("provisio-timing-equaliser")
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def _check_new_credentials(email: str, password: str) -> None:
+    local, at, domain = email.strip().partition("@")
+    if not (local and at and "." in domain):
+        raise DomainError(Kind.INVALID, f"{email!r} is not an e-mail address.")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise DomainError(Kind.INVALID, f"The password must have at least {MIN_PASSWORD_LENGTH} characters.")
+
+
+async def get_admin_by_email(session: AsyncSession, email: str) -> Admin | None:
+    result = await session.execute(select(Admin).where(Admin.email_lower == normalise_email(email)))
+    return result.scalar_one_or_none()
+
+
+async def get_admin(session: AsyncSession, admin_id: str) -> Admin | None:
+    return await session.get(Admin, admin_id)
+
+
+async def create_admin(session: AsyncSession, email: str, password: str) -> Admin:
+    _check_new_credentials(email, password)
+    if await get_admin_by_email(session, email):
+        raise DomainError(Kind.CONFLICT, f"An admin with e-mail {email.strip()!r} already exists.")
+    admin = Admin(
+        email=email.strip(), email_lower=normalise_email(email), password_hash=hash_password(password)
+    )
+    session.add(admin)
+    await session.flush()
+    return admin
+
+
+async def set_password(session: AsyncSession, admin: Admin, password: str) -> None:
+    _check_new_credentials(admin.email, password)
+    admin.password_hash = hash_password(password)
+    await session.flush()
+
+
+async def grant_workspace(session: AsyncSession, admin: Admin, workspace: Workspace) -> None:
+    """Make ``admin`` an admin of ``workspace`` (idempotent)."""
+    if not await is_workspace_admin(session, admin.id, workspace.id):
+        session.add(WorkspaceAdmin(admin_id=admin.id, workspace_id=workspace.id))
+        await session.flush()
+
+
+async def ensure_admin(session: AsyncSession, workspace: Workspace, email: str, password: str) -> Admin:
+    """Create the admin (or reset an existing one's password) and give them ``workspace``."""
+    admin = await get_admin_by_email(session, email)
+    if admin is None:
+        admin = await create_admin(session, email, password)
+    else:
+        await set_password(session, admin, password)
+    await grant_workspace(session, admin, workspace)
+    return admin
+
+
+async def is_workspace_admin(session: AsyncSession, admin_id: str, workspace_id: str) -> bool:
+    result = await session.execute(
+        select(WorkspaceAdmin.admin_id).where(
+            WorkspaceAdmin.admin_id == admin_id, WorkspaceAdmin.workspace_id == workspace_id
+        )
+    )
+    return result.first() is not None
+
+
+async def workspaces_of(session: AsyncSession, admin_id: str) -> list[Workspace]:
+    result = await session.execute(
+        select(Workspace)
+        .join(WorkspaceAdmin, WorkspaceAdmin.workspace_id == Workspace.id)
+        .where(WorkspaceAdmin.admin_id == admin_id)
+        .order_by(Workspace.name)
+    )
+    return list(result.scalars())
+
+
+async def verify_credentials(session: AsyncSession, email: str, password: str) -> Admin | None:
+    """The admin these credentials belong to, or None (same cost whether or not the e-mail exists)."""
+    admin = await get_admin_by_email(session, email)
+    if admin is None:
+        _hasher.verify(password, _DUMMY_HASH)
+        return None
+    valid, new_hash = _hasher.verify_and_update(password, admin.password_hash)
+    if not valid:
+        return None
+    if new_hash:
+        admin.password_hash = new_hash
+    return admin

@@ -1,0 +1,106 @@
+"""What *Generate Credentials* issues: an OAuth client (client ID + secret) or, for the legacy method, a
+bearer token. Secrets are shown once and stored only as SHA-256; regenerating revokes the previous
+credentials and every token issued with them at once."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from provisio.db.models import OAuthAuthorizationCode, OAuthClient, OAuthToken, ScimToken, Workspace, utcnow
+from provisio.domain import tokens as token_service
+from provisio.domain.errors import DomainError, Kind
+from provisio.domain.scim_methods import OAUTH_METHODS, ScimMethod
+
+CLIENT_ID_PREFIX = "pvc_"
+CLIENT_SECRET_PREFIX = "pvcs_"
+
+
+def hash_secret(secret: str) -> str:
+    # Secrets are 256-bit random values: a fast hash cannot be brute-forced, so no salt or KDF is needed.
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def secret_matches(secret: str, secret_hash: str) -> bool:
+    return hmac.compare_digest(hash_secret(secret), secret_hash)
+
+
+@dataclass(frozen=True)
+class IssuedCredentials:
+    method: ScimMethod
+    client_id: str | None = None
+    client_secret: str | None = None
+    token: str | None = None
+
+
+async def live_client(session: AsyncSession, workspace_id: str) -> OAuthClient | None:
+    result = await session.execute(
+        select(OAuthClient)
+        .where(OAuthClient.workspace_id == workspace_id, OAuthClient.revoked_at.is_(None))
+        .order_by(OAuthClient.created_at.desc())
+    )
+    return result.scalars().first()
+
+
+async def revoke_oauth(session: AsyncSession, workspace_id: str) -> None:
+    """Revoke the workspace's OAuth clients, their tokens and their unused authorization codes."""
+    now = utcnow()
+    await session.execute(
+        update(OAuthClient)
+        .where(OAuthClient.workspace_id == workspace_id, OAuthClient.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    await session.execute(
+        update(OAuthToken)
+        .where(OAuthToken.workspace_id == workspace_id, OAuthToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    await session.execute(
+        update(OAuthAuthorizationCode)
+        .where(OAuthAuthorizationCode.workspace_id == workspace_id, OAuthAuthorizationCode.used_at.is_(None))
+        .values(used_at=now)
+    )
+
+
+async def revoke_bearer_tokens(session: AsyncSession, workspace_id: str) -> None:
+    await session.execute(
+        update(ScimToken)
+        .where(ScimToken.workspace_id == workspace_id, ScimToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+
+
+async def has_live_bearer_token(session: AsyncSession, workspace_id: str) -> bool:
+    result = await session.execute(
+        select(ScimToken.id).where(ScimToken.workspace_id == workspace_id, ScimToken.revoked_at.is_(None))
+    )
+    return result.first() is not None
+
+
+async def generate_credentials(session: AsyncSession, workspace: Workspace) -> IssuedCredentials:
+    """Issue fresh credentials for the workspace's method, revoking the previous ones."""
+    method = ScimMethod(workspace.scim_auth_method)
+    if method is ScimMethod.BEARER:
+        await revoke_bearer_tokens(session, workspace.id)
+        issued = await token_service.create_token(session, workspace, "Workspace settings")
+        return IssuedCredentials(method=method, token=issued.token)
+    if method not in OAUTH_METHODS:  # pragma: no cover - enum is closed
+        raise DomainError(Kind.INVALID, f"Unknown SCIM method {method!r}.")
+    await revoke_oauth(session, workspace.id)
+    client_id = CLIENT_ID_PREFIX + secrets.token_urlsafe(18)
+    client_secret = CLIENT_SECRET_PREFIX + secrets.token_urlsafe(32)
+    session.add(
+        OAuthClient(
+            workspace_id=workspace.id,
+            client_id=client_id,
+            secret_hash=hash_secret(client_secret),
+            grant_method=method.value,
+        )
+    )
+    await session.flush()
+    return IssuedCredentials(method=method, client_id=client_id, client_secret=client_secret)

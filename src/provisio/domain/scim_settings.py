@@ -1,0 +1,67 @@
+"""Workspace settings > Advanced > SCIM: the toggle, the authentication method, licence auto-charge,
+and the URLs an identity provider needs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from provisio.config import Settings
+from provisio.db.models import Workspace
+from provisio.domain.errors import DomainError, Kind
+from provisio.domain.scim_credentials import revoke_bearer_tokens, revoke_oauth
+from provisio.domain.scim_methods import ScimMethod
+
+MAX_SEATS_LIMIT = 1_000_000
+
+
+@dataclass(frozen=True)
+class ScimUrls:
+    authorization_url: str
+    tenant_url: str
+    token_url: str
+
+
+def scim_urls(settings: Settings, workspace_key: str) -> ScimUrls:
+    return ScimUrls(
+        authorization_url=settings.authorization_url(workspace_key),
+        tenant_url=settings.tenant_url(workspace_key),
+        token_url=settings.token_url,
+    )
+
+
+def parse_method(value: str) -> ScimMethod:
+    try:
+        return ScimMethod(value)
+    except ValueError:
+        choices = ", ".join(m.value for m in ScimMethod)
+        raise DomainError(Kind.INVALID, f"Unknown authentication method {value!r}: use {choices}.") from None
+
+
+async def set_enabled(session: AsyncSession, workspace: Workspace, enabled: bool) -> None:
+    """Turning SCIM off refuses every credential at once (members are kept); turning it on restores them."""
+    workspace.scim_enabled = enabled
+    await session.flush()
+
+
+async def set_method(session: AsyncSession, workspace: Workspace, method: ScimMethod) -> bool:
+    """Switch the method; the previous method's credentials and tokens stop working at once."""
+    if workspace.scim_auth_method == method.value:
+        return False
+    await revoke_oauth(session, workspace.id)
+    await revoke_bearer_tokens(session, workspace.id)
+    workspace.scim_auth_method = method.value
+    await session.flush()
+    return True
+
+
+async def set_license(
+    session: AsyncSession, workspace: Workspace, *, auto_charge: bool, max_seats: int | None
+) -> None:
+    """Stored here; enforced when seats are taken (the seats feature)."""
+    if max_seats is not None and not 0 <= max_seats <= MAX_SEATS_LIMIT:
+        raise DomainError(Kind.INVALID, f"The maximum seat count must be between 0 and {MAX_SEATS_LIMIT}.")
+    workspace.license_auto_charge = auto_charge
+    workspace.license_max_seats = max_seats
+    await session.flush()

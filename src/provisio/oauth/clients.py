@@ -1,0 +1,93 @@
+"""The OAuth client Authlib sees: a workspace's live client with the workspace's redirect URIs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from authlib.oauth2.rfc6749 import ClientMixin, InvalidClientError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from provisio.db.models import OAuthClient, OAuthRedirectUri, Workspace
+from provisio.domain.scim_credentials import secret_matches
+from provisio.domain.scim_methods import ScimMethod
+
+SCIM_SCOPE = "scim"
+AUTH_METHODS = ("client_secret_basic", "client_secret_post")
+GRANT_TYPES = {
+    ScimMethod.AUTHORIZATION_CODE.value: frozenset({"authorization_code", "refresh_token"}),
+    ScimMethod.CLIENT_CREDENTIALS.value: frozenset({"client_credentials"}),
+}
+
+
+@dataclass(frozen=True)
+class Client(ClientMixin):
+    pk: str
+    client_id: str
+    secret_hash: str
+    grant_method: str
+    workspace_id: str
+    workspace_key: str
+    workspace_name: str
+    redirect_uris: tuple[str, ...]
+
+    def get_client_id(self) -> str:
+        return self.client_id
+
+    def get_default_redirect_uri(self) -> str | None:
+        # Only unambiguous: with several registered URIs the client must say which one (RFC 6749 §3.1.2.3).
+        return self.redirect_uris[0] if len(self.redirect_uris) == 1 else None
+
+    def get_allowed_scope(self, scope: str | None) -> str:
+        # One scope exists: full SCIM access to this workspace. Okta sends the scope its admin typed, or
+        # none; requested values are not rejected but the granted scope is always "scim" (RFC 6749 §3.3).
+        return SCIM_SCOPE
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        return redirect_uri in self.redirect_uris  # exact string match (RFC 9700 §4.1.3)
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        return secret_matches(client_secret, self.secret_hash)
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        return method in AUTH_METHODS
+
+    def check_response_type(self, response_type: str) -> bool:
+        return response_type == "code" and self.grant_method == ScimMethod.AUTHORIZATION_CODE.value
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type in GRANT_TYPES.get(self.grant_method, frozenset())
+
+
+def load_client(session: Session, client_id: str) -> Client | None:
+    row = session.execute(
+        select(OAuthClient, Workspace)
+        .join(Workspace, Workspace.id == OAuthClient.workspace_id)
+        .where(OAuthClient.client_id == client_id, OAuthClient.revoked_at.is_(None))
+    ).first()
+    if row is None:
+        return None
+    client, workspace = row
+    if workspace.scim_auth_method != client.grant_method:
+        return None
+    if not workspace.scim_enabled:
+        raise InvalidClientError(
+            status_code=401,
+            description="SCIM provisioning is turned off for this workspace. A workspace admin can turn it "
+            "on in Workspace settings > Advanced > SCIM.",
+        )
+    uris = session.execute(
+        select(OAuthRedirectUri.uri)
+        .where(OAuthRedirectUri.workspace_id == workspace.id)
+        .order_by(OAuthRedirectUri.created_at, OAuthRedirectUri.uri)
+    ).scalars()
+    return Client(
+        pk=client.id,
+        client_id=client.client_id,
+        secret_hash=client.secret_hash,
+        grant_method=client.grant_method,
+        workspace_id=workspace.id,
+        workspace_key=workspace.key,
+        workspace_name=workspace.name,
+        redirect_uris=tuple(uris),
+    )

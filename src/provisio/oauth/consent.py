@@ -1,0 +1,131 @@
+"""The authorization endpoint's decisions, run inside the bridge: validate the request (Authlib), find
+the workspace it is for, and, once a workspace admin has answered, issue the code or the refusal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from authlib.oauth2 import OAuth2Error
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from starlette.responses import Response
+
+from provisio.db.models import WorkspaceAdmin
+from provisio.oauth.clients import Client
+from provisio.oauth.grants import Grantor
+from provisio.oauth.requests import StarletteOAuth2Request
+from provisio.oauth.server import ProvisioAuthorizationServer
+
+KNOWN_IDPS = {
+    "okta.com": "Okta",
+    "okta-emea.com": "Okta",
+    "oktapreview.com": "Okta",
+    "okta-gov.com": "Okta",
+}
+
+
+@dataclass(frozen=True)
+class ConsentRequest:
+    client_id: str
+    workspace_id: str
+    workspace_key: str
+    workspace_name: str
+    redirect_uri: str
+    scope: str
+
+    @property
+    def redirect_host(self) -> str:
+        return urlsplit(self.redirect_uri).hostname or ""
+
+    @property
+    def idp_name(self) -> str:
+        host = self.redirect_host
+        return next((name for domain, name in KNOWN_IDPS.items() if host.endswith(domain)), host)
+
+
+@dataclass(frozen=True)
+class InvalidAuthorization:
+    """An error that must not be sent to the redirect URI (unknown client or unregistered URI,
+    RFC 6749 §4.1.2.1): shown to the person in the browser instead."""
+
+    error: str
+    description: str
+
+
+@dataclass(frozen=True)
+class NotAdmin:
+    workspace_name: str
+
+
+Outcome = ConsentRequest | InvalidAuthorization | NotAdmin | Response
+
+
+def _failure(
+    server: ProvisioAuthorizationServer, request: StarletteOAuth2Request, err: OAuth2Error
+) -> Outcome:
+    if err.redirect_uri:
+        response: Response = server.handle_error_response(request, err)
+        return response
+    return InvalidAuthorization(err.error or "invalid_request", err.description or "")
+
+
+def _validate(
+    server: ProvisioAuthorizationServer, request: StarletteOAuth2Request, workspace_key: str | None
+) -> tuple[object, ConsentRequest] | Outcome:
+    try:
+        grant = server.get_consent_grant(request)
+    except OAuth2Error as err:
+        return _failure(server, request, err)
+    client: Client = grant.client
+    if workspace_key is not None and client.workspace_key != workspace_key:
+        return InvalidAuthorization(
+            "invalid_client",
+            "This client ID belongs to another workspace than the Authorization URL. Copy both from the same "
+            "workspace's settings.",
+        )
+    consent = ConsentRequest(
+        client_id=client.client_id,
+        workspace_id=client.workspace_id,
+        workspace_key=client.workspace_key,
+        workspace_name=client.workspace_name,
+        redirect_uri=grant.redirect_uri,
+        scope=request.scope or "",
+    )
+    return grant, consent
+
+
+def check_request(
+    server: ProvisioAuthorizationServer, request: StarletteOAuth2Request, workspace_key: str | None
+) -> Outcome:
+    result = _validate(server, request, workspace_key)
+    return result[1] if isinstance(result, tuple) else result
+
+
+def _is_admin(session: Session, admin_id: str, workspace_id: str) -> bool:
+    row = session.execute(
+        select(WorkspaceAdmin.admin_id).where(
+            WorkspaceAdmin.admin_id == admin_id, WorkspaceAdmin.workspace_id == workspace_id
+        )
+    ).first()
+    return row is not None
+
+
+def decide(
+    server: ProvisioAuthorizationServer,
+    request: StarletteOAuth2Request,
+    workspace_key: str | None,
+    grantor: Grantor,
+    allow: bool,
+) -> Outcome:
+    """Issue a code (allow) or ``access_denied`` (deny) to the validated redirect URI."""
+    result = _validate(server, request, workspace_key)
+    if not isinstance(result, tuple):
+        return result
+    grant, consent = result
+    if grantor.id is None or not _is_admin(server.session, grantor.id, consent.workspace_id):
+        return NotAdmin(consent.workspace_name)
+    response: Response = server.create_authorization_response(
+        request, grant_user=grantor if allow else None, grant=grant
+    )
+    return response

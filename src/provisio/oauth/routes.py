@@ -1,0 +1,128 @@
+"""OAuth HTTP endpoints: authorization (consent), token, revocation and metadata. Thin: each reads the
+request, runs Authlib through the bridge, and renders or returns what comes back."""
+
+from __future__ import annotations
+
+import structlog
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from starlette.requests import Request
+from starlette.responses import Response
+
+from provisio.config import Settings
+from provisio.console import csrf
+from provisio.console.deps import LoginRequired, request_path
+from provisio.console.sessions import SignedIn, signed_in
+from provisio.console.templating import render
+from provisio.db.engine import Database
+from provisio.domain import admins as admin_service
+from provisio.oauth import consent
+from provisio.oauth.bridge import with_server
+from provisio.oauth.grants import Grantor
+from provisio.oauth.metadata import server_metadata
+from provisio.oauth.requests import read_oauth_request
+
+log = structlog.get_logger("provisio.oauth")
+router = APIRouter(include_in_schema=False)
+
+
+def _db(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _outcome_page(request: Request, outcome: consent.Outcome, who: SignedIn | None) -> Response:
+    if isinstance(outcome, Response):
+        return outcome
+    if isinstance(outcome, consent.InvalidAuthorization):
+        return render(request, "oauth_error.html", {"error": outcome, "who": who}, 400)
+    if isinstance(outcome, consent.NotAdmin):
+        context = {"workspace_name": outcome.workspace_name, "who": who, "next": request_path(request)}
+        return render(request, "consent_refused.html", context, 403)
+    raise AssertionError(outcome)  # pragma: no cover
+
+
+async def _authorize_get(request: Request, workspace_key: str | None) -> Response:
+    oauth_request = await read_oauth_request(request, query_params=True)
+    outcome = await with_server(
+        _db(request), _settings(request), lambda s: consent.check_request(s, oauth_request, workspace_key)
+    )
+    if not isinstance(outcome, consent.ConsentRequest):
+        return _outcome_page(request, outcome, await signed_in(request))
+    who = await signed_in(request)
+    if who is None:
+        raise LoginRequired(request_path(request))
+    async with _db(request).reading() as session:
+        allowed = await admin_service.is_workspace_admin(session, who.admin_id, outcome.workspace_id)
+    if not allowed:
+        return _outcome_page(request, consent.NotAdmin(outcome.workspace_name), who)
+    return render(request, "consent.html", {"consent": outcome, "who": who, "action": request_path(request)})
+
+
+async def _authorize_post(request: Request, workspace_key: str | None) -> Response:
+    form = await csrf.verify(request)
+    who = await signed_in(request)
+    if who is None:
+        raise LoginRequired(request_path(request))
+    allow = form.get("decision") == "allow"
+    oauth_request = await read_oauth_request(request, query_params=True)
+    grantor = Grantor(id=who.admin_id, email=who.email)
+    outcome = await with_server(
+        _db(request),
+        _settings(request),
+        lambda s: consent.decide(s, oauth_request, workspace_key, grantor, allow),
+    )
+    if isinstance(outcome, Response):
+        log.info("oauth.authorization", admin=who.admin_id, allowed=allow, status=outcome.status_code)
+    return _outcome_page(request, outcome, who)
+
+
+@router.get("/oauth/{workspace_key}/authorize")
+async def authorize_workspace(request: Request, workspace_key: str) -> Response:
+    return await _authorize_get(request, workspace_key)
+
+
+@router.post("/oauth/{workspace_key}/authorize")
+async def authorize_workspace_decision(request: Request, workspace_key: str) -> Response:
+    return await _authorize_post(request, workspace_key)
+
+
+@router.get("/oauth/authorize")
+async def authorize(request: Request) -> Response:
+    return await _authorize_get(request, None)
+
+
+@router.post("/oauth/authorize")
+async def authorize_decision(request: Request) -> Response:
+    return await _authorize_post(request, None)
+
+
+@router.post("/oauth/token")
+async def token(request: Request) -> Response:
+    oauth_request = await read_oauth_request(request, query_params=False)
+    response: Response = await with_server(
+        _db(request), _settings(request), lambda s: s.create_token_response(oauth_request)
+    )
+    log.info("oauth.token", grant_type=oauth_request.form.get("grant_type"), status=response.status_code)
+    return response
+
+
+@router.post("/oauth/revoke")
+async def revoke(request: Request) -> Response:
+    oauth_request = await read_oauth_request(request, query_params=False)
+    response: Response = await with_server(
+        _db(request), _settings(request), lambda s: s.create_endpoint_response("revocation", oauth_request)
+    )
+    return response
+
+
+@router.get("/.well-known/oauth-authorization-server")
+async def metadata(request: Request) -> JSONResponse:
+    return JSONResponse(
+        server_metadata(_settings(request)), headers={"Cache-Control": "public, max-age=3600"}
+    )

@@ -6,7 +6,9 @@ A scenario that ran while something else used the machine shows it in "other CPU
 
 from __future__ import annotations
 
+import asyncio
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,3 +64,30 @@ class CpuUse:
         generator = (b.generator - a.generator) / wall
         other = max(0.0, (b.machine - a.machine) / wall - server - generator)
         return cls(server=server, generator=generator, other=other)
+
+
+async def wait_for_quiet(max_wait: float, threshold: float = 0.15, sample: float = 1.0) -> float:
+    """Wait (at most ``max_wait`` s) until other processes use under ``threshold`` of a core.
+
+    Called between scenarios, when the server and the generator are idle, so the machine's busy time
+    is other processes'. Returns the last share measured.
+    """
+    deadline = time.monotonic() + max_wait
+    announced = False
+    while True:
+        a = machine_busy_seconds() - time.process_time()
+        t0 = time.perf_counter()
+        await asyncio.sleep(sample)
+        share = max(0.0, (machine_busy_seconds() - time.process_time() - a) / (time.perf_counter() - t0))
+        if share < threshold or time.monotonic() >= deadline:
+            if announced:
+                print(f"  machine: other processes at {share:.0%} of a core; going on", file=sys.stderr)
+            return share
+        if not announced:
+            print(
+                f"  machine busy: other processes use {share:.0%} of a core; waiting up to "
+                f"{max_wait:.0f} s for quiet",
+                file=sys.stderr,
+                flush=True,
+            )
+            announced = True

@@ -34,6 +34,7 @@ class Options:
     pg_url: str
     json_out: Path
     quick: bool
+    quiet_wait: float
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -167,4 +168,5 @@ def parse(argv: list[str] | None = None) -> Options:
         pg_url=args.pg_url,
         json_out=json_out,
         quick=quick,
+        quiet_wait=max(0.0, args.quiet_wait),
     )

@@ -20,6 +20,9 @@ NAMES = {
 }
 
 
+NOISY = 0.25  # other processes' share of a core above which a table says its figures are disturbed
+
+
 def _median_run(measurements: list[Measurement], scenario: str) -> tuple[dict[str, Any], list[float]] | None:
     """The repeat with the median req/s, and all repeats' req/s."""
     runs = [m.stats for m in measurements if m.scenario == scenario]
@@ -81,6 +84,11 @@ def target_table(run: TargetRun) -> str:
         f"(seeded through the API in {run.seed_seconds:.1f} s, {run.users / run.seed_seconds:,.0f}/s)"
     )
     notes = [f"- {name}: {why}" for name, why in run.skipped.items()]
+    noisiest = max((m.stats["other_cpu"] for m in run.measurements), default=0.0)
+    if noisiest > NOISY:
+        notes.append(
+            f"- other processes took up to {noisiest:.0%} of a core during these runs: figures are disturbed"
+        )
     return "\n".join([title, "", _table(header, rows), *(["", *notes] if notes else [])])
 
 

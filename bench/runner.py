@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.load import RunStats, ScimClient, run_load
+from bench.noise import wait_for_quiet
 from bench.options import Options
 from bench.scenarios import BY_NAME, Context, Scenario
 from bench.server import Target
@@ -96,6 +97,8 @@ async def measure(target: Target, opts: Options, users: int, scenario_names: tup
                 continue
             max_requests, seconds, warmup = _limits(scenario, opts, is_peer)
             factory = scenario.build(ctx)
+            if opts.quiet_wait > 0:
+                await wait_for_quiet(opts.quiet_wait)
             if warmup > 0:
                 await run_load(
                     factory, concurrency=opts.concurrency, max_requests=None, seconds=warmup, server_pid=None

@@ -92,7 +92,9 @@ def csrf_token(html: str) -> str:
     return match.group(1)
 
 
-async def sign_in(browser: httpx.AsyncClient, email: str, password: str = PASSWORD, next_path: str = "") -> httpx.Response:
+async def sign_in(
+    browser: httpx.AsyncClient, email: str, password: str = PASSWORD, next_path: str = ""
+) -> httpx.Response:
     page = await browser.get("/console/login", params={"next": next_path} if next_path else None)
     assert page.status_code == 200, page.text
     return await browser.post(

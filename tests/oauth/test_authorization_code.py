@@ -38,7 +38,10 @@ async def test_okta_flow_end_to_end(
 ) -> None:
     tenant = await make_oauth_tenant(db)
     okta = oauth_client(
-        tenant.client_id, tenant.client_secret, redirect_uri=OKTA_CALLBACK, token_endpoint_auth_method=auth_method
+        tenant.client_id,
+        tenant.client_secret,
+        redirect_uri=OKTA_CALLBACK,
+        token_endpoint_auth_method=auth_method,
     )
     url, state = okta.create_authorization_url(f"http://provisio.test{tenant.authorization_path}")
 
@@ -74,7 +77,9 @@ async def test_okta_flow_end_to_end(
 
     # The access token expires; Okta refreshes and carries on.
     await expire_access_tokens(db, tenant.id)
-    r = await client.get(f"{tenant.scim_base}/Users", headers={"Authorization": f"Bearer {token['access_token']}"})
+    r = await client.get(
+        f"{tenant.scim_base}/Users", headers={"Authorization": f"Bearer {token['access_token']}"}
+    )
     assert r.status_code == 401
     assert 'error="invalid_token"' in r.headers["www-authenticate"]
     new = await okta.refresh_token(TOKEN_URL, refresh_token=token["refresh_token"])
@@ -108,7 +113,7 @@ async def test_pkce_s256_enforced_when_sent(
         tenant.client_id, tenant.client_secret, redirect_uri=OKTA_CALLBACK, code_challenge_method="S256"
     )
     verifier = generate_token(48)
-    url, state = okta.create_authorization_url(
+    url, _state = okta.create_authorization_url(
         f"http://provisio.test{tenant.authorization_path}", code_verifier=verifier
     )
     code = redirect_params(await consent(browser, url))["code"]
@@ -116,7 +121,7 @@ async def test_pkce_s256_enforced_when_sent(
         await okta.fetch_token(TOKEN_URL, code=code, code_verifier=generate_token(48))
     assert wrong.value.error == "invalid_grant"
 
-    url, state = okta.create_authorization_url(
+    url, _ = okta.create_authorization_url(
         f"http://provisio.test{tenant.authorization_path}", code_verifier=verifier
     )
     code = redirect_params(await consent(browser, url))["code"]
@@ -124,7 +129,7 @@ async def test_pkce_s256_enforced_when_sent(
         await okta.fetch_token(TOKEN_URL, code=code)  # challenge sent, verifier not
     assert missing.value.error == "invalid_request"
 
-    url, state = okta.create_authorization_url(
+    url, _ = okta.create_authorization_url(
         f"http://provisio.test{tenant.authorization_path}", code_verifier=verifier
     )
     code = redirect_params(await consent(browser, url))["code"]
@@ -146,7 +151,11 @@ async def test_plain_pkce_is_refused_at_the_redirect(db: Database, browser: http
         },
     )
     params = redirect_params(r)
-    assert params == {"error": "invalid_request", "error_description": params["error_description"], "state": "xyz"}
+    assert params == {
+        "error": "invalid_request",
+        "error_description": params["error_description"],
+        "state": "xyz",
+    }
 
 
 async def test_code_reuse_is_refused_and_revokes_the_tokens(
@@ -174,7 +183,10 @@ async def test_code_is_bound_to_its_client_and_redirect_uri(
     tenant = await make_oauth_tenant(db, redirect_uris=(OKTA_CALLBACK, second_uri))
     other = await make_oauth_tenant(db)
     await sign_in(browser, tenant.admin_email)
-    url = f"{tenant.authorization_path}?response_type=code&client_id={tenant.client_id}&redirect_uri={OKTA_CALLBACK}"
+    url = (
+        f"{tenant.authorization_path}?response_type=code&client_id={tenant.client_id}"
+        f"&redirect_uri={OKTA_CALLBACK}"
+    )
     code = redirect_params(await consent(browser, url))["code"]
     # Another client cannot redeem it...
     r = await client.post(
@@ -192,7 +204,9 @@ async def test_code_is_bound_to_its_client_and_redirect_uri(
     assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
 
 
-async def test_expired_code_is_refused(db: Database, browser: httpx.AsyncClient, client: httpx.AsyncClient) -> None:
+async def test_expired_code_is_refused(
+    db: Database, browser: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
     from datetime import timedelta
 
     from sqlalchemy import update
@@ -211,12 +225,16 @@ async def test_expired_code_is_refused(db: Database, browser: httpx.AsyncClient,
             .values(expires_at=utcnow() - timedelta(seconds=1))
         )
     r = await client.post(
-        TOKEN_URL, data={"grant_type": "authorization_code", "code": code}, auth=(tenant.client_id, tenant.client_secret)
+        TOKEN_URL,
+        data={"grant_type": "authorization_code", "code": code},
+        auth=(tenant.client_id, tenant.client_secret),
     )
     assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
 
 
-async def test_unregistered_redirect_uri_is_never_redirected_to(db: Database, browser: httpx.AsyncClient) -> None:
+async def test_unregistered_redirect_uri_is_never_redirected_to(
+    db: Database, browser: httpx.AsyncClient
+) -> None:
     tenant = await make_oauth_tenant(db)
     await sign_in(browser, tenant.admin_email)
     for params in (
@@ -230,7 +248,9 @@ async def test_unregistered_redirect_uri_is_never_redirected_to(db: Database, br
         assert "cannot be accepted" in r.text
 
 
-async def test_unsupported_response_type_goes_back_with_an_error(db: Database, browser: httpx.AsyncClient) -> None:
+async def test_unsupported_response_type_goes_back_with_an_error(
+    db: Database, browser: httpx.AsyncClient
+) -> None:
     tenant = await make_oauth_tenant(db)
     r = await browser.get(
         tenant.authorization_path,
@@ -246,7 +266,9 @@ async def test_client_id_of_another_workspace_on_this_authorization_url(
 ) -> None:
     tenant = await make_oauth_tenant(db)
     other = await make_oauth_tenant(db)
-    r = await browser.get(tenant.authorization_path, params={"response_type": "code", "client_id": other.client_id})
+    r = await browser.get(
+        tenant.authorization_path, params={"response_type": "code", "client_id": other.client_id}
+    )
     assert r.status_code == 400
     assert "another workspace" in r.text
 
@@ -255,9 +277,13 @@ async def test_deny_sends_access_denied(db: Database, browser: httpx.AsyncClient
     tenant = await make_oauth_tenant(db)
     await sign_in(browser, tenant.admin_email)
     r = await consent(
-        browser, f"{tenant.authorization_path}?response_type=code&client_id={tenant.client_id}&state=st", "deny"
+        browser,
+        f"{tenant.authorization_path}?response_type=code&client_id={tenant.client_id}&state=st",
+        "deny",
     )
-    assert redirect_params(r) == {"error": "access_denied", "state": "st"}
+    params = redirect_params(r)
+    assert params["error"] == "access_denied" and params["state"] == "st"
+    assert "code" not in params
 
 
 async def test_non_admin_is_refused_on_the_consent_page(db: Database, browser: httpx.AsyncClient) -> None:

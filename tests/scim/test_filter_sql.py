@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -370,92 +371,103 @@ TIME_OPS: list[CompareOp] = ["eq", "ne", "gt", "ge", "lt", "le"]
 EMAIL_SUBS = {"value": "string", "type": "string", "display": "string", "primary": "boolean"}
 
 
-def _time_literal(draw: st.DrawFn, times: list[datetime]) -> str:
-    when = draw(st.sampled_from(times)) if times and draw(st.booleans()) else BASE
-    when += timedelta(microseconds=draw(st.sampled_from([0, 0, 1, -1, 500, 1000, -1000])))
-    if draw(st.booleans()):
-        when = when.replace(microsecond=when.microsecond - when.microsecond % 1000)
-    tz = draw(
-        st.sampled_from([UTC, timezone(timedelta(hours=2)), timezone(timedelta(hours=-5, minutes=-30))])
-    )
-    text = when.astimezone(tz).isoformat()
-    return text.replace("+00:00", "Z") if draw(st.booleans()) else text
+@dataclass(frozen=True)
+class PoolRef:
+    """A string literal to be taken from the data set's own values (so that filters do match)."""
+
+    index: int
 
 
-@st.composite
-def filters(draw: st.DrawFn, pool: list[str], times: list[datetime]) -> Filter:
-    strings = st.one_of(TEXT, st.sampled_from(pool)) if pool else TEXT
+@dataclass(frozen=True)
+class TimeRef:
+    """A dateTime literal near one of the data set's timestamps, in some notation."""
 
-    def leaf() -> st.SearchStrategy[Filter]:
-        @st.composite
-        def one(d: st.DrawFn) -> Filter:
-            kind = d(
-                st.sampled_from(["string", "string", "string", "bool", "time", "present", "null", "vpath"])
-            )
-            if kind == "string":
-                return Compare(d(st.sampled_from(STRING_PATHS)), d(st.sampled_from(STRING_OPS)), d(strings))
-            if kind == "bool":
-                return Compare(
-                    d(st.sampled_from(BOOL_PATHS)), d(st.sampled_from(["eq", "ne"])), d(st.booleans())
-                )
-            if kind == "time":
-                return Compare(
-                    d(st.sampled_from(TIME_PATHS)), d(st.sampled_from(TIME_OPS)), _time_literal(d, times)
-                )
-            paths = STRING_PATHS + BOOL_PATHS + TIME_PATHS + OTHER_PRESENT
-            if kind == "present":
-                return Present(d(st.sampled_from(paths)))
-            if kind == "null":
-                return Compare(d(st.sampled_from(paths[:-4])), d(st.sampled_from(["eq", "ne"])), None)
-            return d(_value_path(strings, times))
-
-        return one()
-
-    return draw(
-        st.recursive(
-            leaf(),
-            lambda inner: st.one_of(
-                st.builds(And, inner, inner), st.builds(Or, inner, inner), st.builds(Not, inner)
-            ),
-            max_leaves=6,
-        )
-    )
+    index: int
+    jitter_us: int
+    millis: bool
+    tz: timezone
+    zulu: bool
 
 
-def _value_path(strings: st.SearchStrategy[str], times: list[datetime]) -> st.SearchStrategy[Filter]:
-    @st.composite
-    def email_cond(d: st.DrawFn) -> Filter:
-        sub = d(st.sampled_from(sorted(EMAIL_SUBS)))
-        if d(st.integers(0, 4)) == 0:
-            return Present(AttrPath(sub))
-        if EMAIL_SUBS[sub] == "boolean":
-            return Compare(AttrPath(sub), d(st.sampled_from(["eq", "ne"])), d(st.booleans()))
-        return Compare(AttrPath(sub), d(st.sampled_from(STRING_OPS)), d(strings))
+STRINGS = st.one_of(TEXT, st.integers(0, 999).map(PoolRef))
+TIMES = st.builds(
+    TimeRef,
+    st.integers(-1, 99),
+    st.sampled_from([0, 0, 1, -1, 500, 1000, -1000]),
+    st.booleans(),
+    st.sampled_from([UTC, timezone(timedelta(hours=2)), timezone(-timedelta(hours=5, minutes=30))]),
+    st.booleans(),
+)
 
-    conds = st.recursive(
-        email_cond(),
+
+def _tree(leaf: st.SearchStrategy[Filter], max_leaves: int) -> st.SearchStrategy[Filter]:
+    return st.recursive(
+        leaf,
         lambda inner: st.one_of(
             st.builds(And, inner, inner), st.builds(Or, inner, inner), st.builds(Not, inner)
         ),
-        max_leaves=3,
+        max_leaves=max_leaves,
     )
 
-    @st.composite
-    def other(d: st.DrawFn) -> Filter:
-        which = d(st.integers(0, 2))
-        if which == 0:
-            cond: Filter = Compare(AttrPath("givenName"), d(st.sampled_from(STRING_OPS)), d(strings))
-            return ValuePath(
-                AttrPath("name"), d(st.sampled_from([cond, Not(cond), Present(AttrPath("familyName"))]))
-            )
-        if which == 1:
-            return ValuePath(
-                AttrPath("meta"),
-                Compare(AttrPath("created"), d(st.sampled_from(TIME_OPS)), _time_literal(d, times)),
-            )
-        return ValuePath(AttrPath("manager", urn=ENT), Compare(AttrPath("value"), "eq", d(strings)))
 
-    return st.one_of(st.builds(lambda c: ValuePath(AttrPath("emails"), c), conds), other())
+def _cmp(paths: list[AttrPath], ops: list[str], values: st.SearchStrategy[Any]) -> st.SearchStrategy[Filter]:
+    return st.builds(Compare, st.sampled_from(paths), st.sampled_from(ops), values)
+
+
+ALL_PATHS = STRING_PATHS + BOOL_PATHS + TIME_PATHS
+EMAIL_COND = _tree(
+    st.one_of(
+        st.builds(Present, st.sampled_from([AttrPath(s) for s in EMAIL_SUBS])),
+        _cmp([AttrPath("value"), AttrPath("type"), AttrPath("display")], STRING_OPS, STRINGS),
+        _cmp([AttrPath("primary")], ["eq", "ne"], st.booleans()),
+    ),
+    max_leaves=3,
+)
+GIVEN = _cmp([AttrPath("givenName")], STRING_OPS, STRINGS)
+VALUE_PATHS = st.one_of(
+    st.builds(ValuePath, st.just(AttrPath("emails")), EMAIL_COND),
+    st.builds(
+        ValuePath,
+        st.just(AttrPath("name")),
+        st.one_of(GIVEN, st.builds(Not, GIVEN), st.just(Present(AttrPath("familyName")))),
+    ),
+    st.builds(ValuePath, st.just(AttrPath("meta")), _cmp([AttrPath("created")], TIME_OPS, TIMES)),
+    st.builds(ValuePath, st.just(AttrPath("manager", urn=ENT)), _cmp([AttrPath("value")], ["eq"], STRINGS)),
+)
+FILTERS = _tree(
+    st.one_of(
+        _cmp(STRING_PATHS, STRING_OPS, STRINGS),
+        _cmp(BOOL_PATHS, ["eq", "ne"], st.booleans()),
+        _cmp(TIME_PATHS, TIME_OPS, TIMES),
+        st.builds(Present, st.sampled_from(ALL_PATHS + OTHER_PRESENT)),
+        _cmp(ALL_PATHS, ["eq", "ne"], st.none()),
+        VALUE_PATHS,
+    ),
+    max_leaves=6,
+)
+
+
+def resolve(f: Filter, pool: list[str], times: list[datetime]) -> Filter:
+    """Replace PoolRef/TimeRef placeholders by literals taken from the data set."""
+    if isinstance(f, Compare):
+        v: Any = f.value
+        if isinstance(v, PoolRef):
+            v = pool[v.index % len(pool)] if pool else ""
+        elif isinstance(v, TimeRef):
+            when = times[v.index % len(times)] if times and v.index >= 0 else BASE
+            when += timedelta(microseconds=v.jitter_us)
+            if v.millis:
+                when -= timedelta(microseconds=when.microsecond % 1000)
+            text = when.astimezone(v.tz).isoformat()
+            v = text.replace("+00:00", "Z") if v.zulu else text
+        return Compare(f.path, f.op, v)
+    if isinstance(f, And | Or):
+        return type(f)(resolve(f.left, pool, times), resolve(f.right, pool, times))
+    if isinstance(f, Not):
+        return Not(resolve(f.expr, pool, times))
+    if isinstance(f, ValuePath):
+        return ValuePath(f.path, resolve(f.filter, pool, times))
+    return f
 
 
 def render(f: Filter) -> str:
@@ -507,7 +519,7 @@ async def test_sql_agrees_with_evaluator(filter_db: Database, data: st.DataObjec
     resources = await served(filter_db, ws)
     times = [t for _, c, m, _ in rows for t in (c, m)]
     for _ in range(4):  # several filters per data set: inserts are the slow part
-        filt = data.draw(filters(_pool(resources), times), label="filter")
+        filt = resolve(data.draw(FILTERS, label="filter"), _pool(resources), times)
         assert parse_filter(render(filt)) == filt
         assert await sql_user_names(filter_db, ws, filt) == eval_user_names(resources, filt), render(filt)
 

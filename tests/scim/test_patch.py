@@ -1488,7 +1488,7 @@ def _assert_canonical(doc: dict[str, Any]) -> None:
     assert normalise_document(doc, USER) == doc
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(doc=documents(), ops=st.lists(operations() | valid_operations(), min_size=1, max_size=6))
 def test_property_only_scim_errors_no_mutation_canonical_result(
     doc: dict[str, Any], ops: list[dict[str, Any]]

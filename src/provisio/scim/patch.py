@@ -269,6 +269,10 @@ class _Patcher:
                 raise ScimError(400, f"'{t.text}' needs an object of extension attributes as \"value\"",
                                 INVALID_VALUE)
             for key, item in value.items():
+                # Clients that serialise an extension as its own resource (scim2-models does) add a
+                # "schemas" member to it; it names the extension itself and carries no data.
+                if isinstance(key, str) and key.lower() == "schemas":
+                    continue
                 self.write(op, self.resolve(f"{t.urn}:{key}"), item)
             return
         if t.attr is None:
@@ -392,8 +396,12 @@ class _Patcher:
         # send `replace emails[type eq "work"].value` (and `add` with the same path) for users who have
         # no work e-mail yet, and every server they integrate with creates the value instead. So when the
         # path names a sub-attribute, or the op is add, and the filter is a plain conjunction of `eq`
-        # tests, we add a new value built from the filter: {"type": "work", "value": ...}.
+        # tests on `type` (and `primary`), we add a new value built from it: {"type": "work", "value": ...}.
         seed = _seed(t.value_filter, attr)
+        # Only a filter that names the kind of value (`type eq "work"`) describes a value to create;
+        # `emails[value eq "x"].type` that hits nothing is a client error, never a silent success.
+        if seed is not None and ("type" not in seed or not set(seed) <= {"type", "primary"}):
+            seed = None
         if seed is None or (op == "replace" and t.sub is None):
             raise ScimError(400, f"'{t.text}' matches no value of '{attr.name}'", NO_TARGET)
         if attr.mutability == "readOnly" or (t.sub is not None and t.sub.mutability == "readOnly"):

@@ -1,0 +1,154 @@
+"""Workspace settings > Advanced > SCIM, driven through its forms (no JavaScript)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from provisio.db.engine import Database
+from provisio.domain import workspaces as workspace_service
+from provisio.domain.scim_methods import ScimMethod
+from tests.oauth.helpers import OAuthTenant, csrf_token, make_admin, make_oauth_tenant, sign_in
+
+
+@pytest.fixture
+async def browser(app: object) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="http://provisio.test") as c:
+        yield c
+
+
+@pytest.fixture
+async def tenant(db: Database, browser: httpx.AsyncClient) -> OAuthTenant:
+    t = await make_oauth_tenant(db, ScimMethod.BEARER, enabled=False, credentials=False)
+    await sign_in(browser, t.admin_email)
+    return t
+
+
+def page_path(tenant: OAuthTenant) -> str:
+    return f"/console/workspaces/{tenant.key}/settings/advanced"
+
+
+async def submit(browser: httpx.AsyncClient, tenant: OAuthTenant, action: str, **data: str) -> httpx.Response:
+    page = await browser.get(page_path(tenant))
+    return await browser.post(
+        f"{page_path(tenant)}/scim/{action}", data={"csrf_token": csrf_token(page.text), **data}
+    )
+
+
+async def test_guide_step_2(db: Database, browser: httpx.AsyncClient, tenant: OAuthTenant) -> None:
+    page = await browser.get(page_path(tenant))
+    assert page.status_code == 200
+    assert "Enable SCIM provisioning" in page.text
+    assert not re.search(r'id="enabled" name="enabled"\s+checked', page.text)  # starts off
+    assert f"http://provisio.test/scim/v2/{tenant.key}" in page.text
+    assert "http://provisio.test/oauth/token" in page.text
+    assert f"http://provisio.test/oauth/{tenant.key}/authorize" in page.text
+
+    r = await submit(browser, tenant, "enabled", enabled="on")
+    assert r.status_code == 303
+    r = await submit(browser, tenant, "method", method="authorization_code")
+    assert r.status_code == 303
+    page = await browser.get(r.headers["location"])
+    assert "Authentication method saved" in page.text and "Redirect URIs" in page.text
+
+    r = await submit(
+        browser,
+        tenant,
+        "okta-callback",
+        okta_admin_url="https://acme-admin.okta.com/admin/app/acme_readai_1/instance/0oa1b2c3/#tab-general",
+    )
+    assert r.status_code == 303
+    page = await browser.get(page_path(tenant))
+    assert "https://system-admin.okta.com/admin/app/cpc/acme_readai_1/oauth/callback" in page.text
+
+    r = await submit(browser, tenant, "credentials")
+    assert r.status_code == 200
+    assert r.headers["cache-control"] == "no-store"
+    client_id = re.search(r'id="client-id" type="text" readonly value="([^"]+)"', r.text)
+    secret = re.search(r'id="client-secret" type="text" readonly value="([^"]+)"', r.text)
+    assert client_id and secret and secret.group(1).startswith("pvcs_")
+    again = await browser.get(page_path(tenant))
+    assert secret.group(1) not in again.text  # shown once
+    assert client_id.group(1) in again.text and "Regenerate Credentials" in again.text
+
+    r = await submit(browser, tenant, "license", auto_charge="on", max_seats="40")
+    assert r.status_code == 303
+    async with db.reading() as session:
+        ws = await workspace_service.require_workspace(session, tenant.key)
+    assert ws.scim_enabled and ws.scim_auth_method == "authorization_code"
+    assert ws.license_auto_charge and ws.license_max_seats == 40
+
+
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [
+        ("http://okta.example/cb", "https"),
+        ("https://okta.example/*", "wildcards"),
+        ("https://okta.example/cb#frag", "fragment"),
+        ("not a url", "exactly"),
+    ],
+)
+async def test_redirect_uri_is_validated(
+    browser: httpx.AsyncClient, tenant: OAuthTenant, uri: str, message: str
+) -> None:
+    await submit(browser, tenant, "method", method="authorization_code")
+    r = await submit(browser, tenant, "redirect-uris", uri=uri)
+    assert r.status_code == 400
+    assert message in r.text
+    assert 'aria-invalid="true"' in r.text
+
+
+async def test_loopback_redirect_and_removal(browser: httpx.AsyncClient, tenant: OAuthTenant) -> None:
+    await submit(browser, tenant, "method", method="authorization_code")
+    assert (await submit(browser, tenant, "redirect-uris", uri="http://127.0.0.1:9000/cb")).status_code == 303
+    assert (await submit(browser, tenant, "redirect-uris", uri="http://127.0.0.1:9000/cb")).status_code == 409
+    assert (
+        await submit(browser, tenant, "redirect-uris/remove", uri="http://127.0.0.1:9000/cb")
+    ).status_code == 303
+    assert "http://127.0.0.1:9000/cb" not in (await browser.get(page_path(tenant))).text
+
+
+async def test_bad_okta_url_and_bad_seat_count(browser: httpx.AsyncClient, tenant: OAuthTenant) -> None:
+    await submit(browser, tenant, "method", method="authorization_code")
+    r = await submit(browser, tenant, "okta-callback", okta_admin_url="https://example.com/admin/app/x")
+    assert r.status_code == 400 and "not an Okta admin URL" in r.text
+    r = await submit(browser, tenant, "license", max_seats="lots")
+    assert r.status_code == 400 and "whole number" in r.text
+
+
+async def test_bearer_method_generates_a_token(
+    browser: httpx.AsyncClient, client: httpx.AsyncClient, tenant: OAuthTenant
+) -> None:
+    await submit(browser, tenant, "enabled", enabled="on")
+    r = await submit(browser, tenant, "credentials")
+    token = re.search(r'id="bearer-token" type="text" readonly value="([^"]+)"', r.text)
+    assert token
+    users = await client.get(
+        f"/scim/v2/{tenant.key}/Users", headers={"Authorization": f"Bearer {token.group(1)}"}
+    )
+    assert users.status_code == 200
+
+
+async def test_only_admins_of_the_workspace(db: Database, app: object, tenant: OAuthTenant) -> None:
+    outsider = await make_admin(db)
+    stranger = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://provisio.test")  # type: ignore[arg-type]
+    r = await stranger.get(page_path(tenant))
+    assert r.status_code == 303 and r.headers["location"].startswith("/console/login?next=")
+    await sign_in(stranger, outsider)
+    assert (await stranger.get(page_path(tenant))).status_code == 404
+    login = await stranger.get("/console/login", follow_redirects=True)
+    r = await stranger.post(
+        f"{page_path(tenant)}/scim/enabled", data={"csrf_token": csrf_token(login.text), "enabled": "on"}
+    )
+    assert r.status_code == 404
+
+
+async def test_forms_need_csrf(browser: httpx.AsyncClient, tenant: OAuthTenant) -> None:
+    r = await browser.post(f"{page_path(tenant)}/scim/enabled", data={"enabled": "on"})
+    assert r.status_code == 400
+    r = await browser.post(f"{page_path(tenant)}/scim/credentials", data={"csrf_token": "forged"})
+    assert r.status_code == 400

@@ -39,7 +39,7 @@ pytestmark = pytest.mark.browser
 def _require_chromium() -> None:
     if CHROMIUM.exists():
         return
-    reason = f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium); tests never download one"
+    reason = f"{CHROMIUM} is missing: apt-get install chromium (the tests never download a browser)"
     if os.environ.get("CI"):
         pytest.fail(reason)
     pytest.skip(reason)
@@ -103,13 +103,13 @@ def test_okta_setup_in_a_browser(
         page.get_by_role("button", name="Add Okta callback").click()
         expect(page.locator(".uri-list")).to_contain_text(OKTA_CALLBACK)
         page.get_by_role("button", name="Generate Credentials").click()
-        client_id = page.get_by_label("Client ID").input_value()
-        client_secret = page.get_by_label("Client Secret").input_value()
+        client_id = page.get_by_role("textbox", name="Client ID").input_value()
+        client_secret = page.get_by_role("textbox", name="Client Secret").input_value()
         assert client_id.startswith("pvc_") and client_secret.startswith("pvcs_")
         expect(page.get_by_role("button", name="Copy Client Secret")).to_be_visible()
-        token_url = page.get_by_label("Token URL").input_value()
-        authorization_url = page.get_by_label("Authorization URL").input_value()
-        tenant_url = page.get_by_label("Tenant URL").input_value()
+        token_url = page.get_by_role("textbox", name="Token URL").input_value()
+        authorization_url = page.get_by_role("textbox", name="Authorization URL").input_value()
+        tenant_url = page.get_by_role("textbox", name="Tenant URL").input_value()
         assert tenant_url == f"{live.url}/scim/v2/{tenant.key}"
         DOCS.mkdir(exist_ok=True)
         page.screenshot(path=str(DOCS / "scim-settings.png"), full_page=True)

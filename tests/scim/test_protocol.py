@@ -39,14 +39,18 @@ def assert_error(r: httpx.Response, status: int, scim_type: str | None = None) -
 async def test_index_pagination_sort_and_projection(client: httpx.AsyncClient, tenant: Tenant) -> None:
     users = await seed(client, tenant, 12)
     h = tenant.headers
-    r = await client.get(f"{tenant.base}/Users", params={"startIndex": 3, "count": 4, "sortBy": "userName"},
-                         headers=h)
+    r = await client.get(
+        f"{tenant.base}/Users", params={"startIndex": 3, "count": 4, "sortBy": "userName"}, headers=h
+    )
     body = r.json()
     assert body["totalResults"] == 12 and body["startIndex"] == 3 and body["itemsPerPage"] == 4
     assert [u["userName"] for u in body["Resources"]] == [f"user{i:03d}@example.com" for i in range(2, 6)]
 
-    r = await client.get(f"{tenant.base}/Users",
-                         params={"sortBy": "name.givenName", "sortOrder": "descending", "count": 3}, headers=h)
+    r = await client.get(
+        f"{tenant.base}/Users",
+        params={"sortBy": "name.givenName", "sortOrder": "descending", "count": 3},
+        headers=h,
+    )
     givens = [u["name"]["givenName"] for u in r.json()["Resources"]]
     assert givens == sorted((u["name"]["givenName"] for u in users), reverse=True)[:3]
 
@@ -57,12 +61,14 @@ async def test_index_pagination_sort_and_projection(client: httpx.AsyncClient, t
     assert r.json()["itemsPerPage"] == 12
 
     # attributes / excludedAttributes: id and schemas always come back.
-    r = await client.get(f"{tenant.base}/Users", params={"attributes": "userName,name.familyName", "count": 1},
-                         headers=h)
+    r = await client.get(
+        f"{tenant.base}/Users", params={"attributes": "userName,name.familyName", "count": 1}, headers=h
+    )
     one = r.json()["Resources"][0]
     assert set(one) == {"schemas", "id", "userName", "name"} and set(one["name"]) == {"familyName"}
-    r = await client.get(f"{tenant.base}/Users/{users[0]['id']}", params={"excludedAttributes": "emails,meta"},
-                         headers=h)
+    r = await client.get(
+        f"{tenant.base}/Users/{users[0]['id']}", params={"excludedAttributes": "emails,meta"}, headers=h
+    )
     assert "emails" not in r.json() and "meta" not in r.json() and r.json()["userName"]
 
 
@@ -84,12 +90,19 @@ async def test_cursor_pagination_walks_everything_once(client: httpx.AsyncClient
     # A cursor is bound to its query, and a forged one is refused.
     r = await client.get(f"{tenant.base}/Users", params={"cursor": "", "count": 4}, headers=tenant.headers)
     nxt = r.json()["nextCursor"]
-    r = await client.get(f"{tenant.base}/Users", params={"cursor": nxt, "count": 4, "filter": "active eq true"},
-                         headers=tenant.headers)
+    r = await client.get(
+        f"{tenant.base}/Users",
+        params={"cursor": nxt, "count": 4, "filter": "active eq true"},
+        headers=tenant.headers,
+    )
     assert_error(r, 400, "invalidCursor")
-    r = await client.get(f"{tenant.base}/Users", params={"cursor": "bm9wZQ", "count": 4}, headers=tenant.headers)
+    r = await client.get(
+        f"{tenant.base}/Users", params={"cursor": "bm9wZQ", "count": 4}, headers=tenant.headers
+    )
     assert_error(r, 400, "invalidCursor")
-    r = await client.get(f"{tenant.base}/Users", params={"cursor": "", "startIndex": 2}, headers=tenant.headers)
+    r = await client.get(
+        f"{tenant.base}/Users", params={"cursor": "", "startIndex": 2}, headers=tenant.headers
+    )
     assert_error(r, 400, "invalidValue")
 
 
@@ -115,14 +128,17 @@ async def test_etags(client: httpx.AsyncClient, tenant: Tenant) -> None:
     url = f"{tenant.base}/Users/{uid}"
     r = await client.get(url, headers=tenant.headers | {"If-None-Match": version})
     assert r.status_code == 304
-    r = await client.put(url, json=okta_user("etag@example.com", given="New"),
-                         headers=tenant.headers | {"If-Match": version})
+    r = await client.put(
+        url, json=okta_user("etag@example.com", given="New"), headers=tenant.headers | {"If-Match": version}
+    )
     assert r.status_code == 200 and r.headers["etag"] != version
     # The old version is stale now: every write with it is refused and changes nothing.
     stale = tenant.headers | {"If-Match": version}
     assert_error(await client.put(url, json=okta_user("etag@example.com", given="Lost"), headers=stale), 412)
-    patch = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-             "Operations": [{"op": "replace", "path": "displayName", "value": "Lost"}]}
+    patch = {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "displayName", "value": "Lost"}],
+    }
     assert_error(await client.patch(url, json=patch, headers=stale), 412)
     assert_error(await client.delete(url, headers=stale), 412)
     r = await client.get(url, headers=tenant.headers)
@@ -136,12 +152,12 @@ async def test_etags(client: httpx.AsyncClient, tenant: Tenant) -> None:
 @pytest.mark.parametrize(
     ("filter_text", "status", "scim_type"),
     [
-        ('userName eq', 400, "invalidFilter"),
+        ("userName eq", 400, "invalidFilter"),
         ('userName xx "a"', 400, "invalidFilter"),
         ('(userName eq "a"', 400, "invalidFilter"),
         ('emails[type eq "work"', 400, "invalidFilter"),
         ('meta.created gt "not a date"', 400, "invalidFilter"),
-        ('active gt true', 400, "invalidFilter"),
+        ("active gt true", 400, "invalidFilter"),
     ],
 )
 async def test_bad_filters(
@@ -158,8 +174,11 @@ async def test_bad_bodies(client: httpx.AsyncClient, db: Database, settings: obj
     assert_error(await client.post(url, content=b"{not json", headers=h), 400, "invalidSyntax")
     assert_error(await client.post(url, content=b"[1,2]", headers=h), 400, "invalidSyntax")
     assert_error(await client.post(url, json={"schemas": []}, headers=h), 400)
-    assert_error(await client.post(url, json=okta_user("x@example.com") | {"active": "maybe"}, headers=h), 400,
-                 "invalidValue")
+    assert_error(
+        await client.post(url, json=okta_user("x@example.com") | {"active": "maybe"}, headers=h),
+        400,
+        "invalidValue",
+    )
     assert_error(await client.post(url, json=okta_user("y@example.com") | {"emails": "nope"}, headers=h), 400)
     big = okta_user("big@example.com") | {"title": "x" * 2_000_000}
     assert_error(await client.post(url, json=big, headers=h), 413)
@@ -178,13 +197,31 @@ async def test_bad_bodies(client: httpx.AsyncClient, db: Database, settings: obj
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=3),
     max_leaves=10,
 )
 user_keys = st.sampled_from(
-    ["userName", "name", "emails", "active", "displayName", "title", "phoneNumbers", "addresses", "externalId",
-     "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User", "schemas", "id", "meta", "x509Certificates"]
+    [
+        "userName",
+        "name",
+        "emails",
+        "active",
+        "displayName",
+        "title",
+        "phoneNumbers",
+        "addresses",
+        "externalId",
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User",
+        "schemas",
+        "id",
+        "meta",
+        "x509Certificates",
+    ]
 )
 
 

@@ -43,7 +43,8 @@ def _clean(doc: dict[str, Any]) -> dict[str, Any]:
 
 def _sync_columns(member: Member, doc: dict[str, Any]) -> None:
     """Copy the filtered, sorted and enforced attributes out of the document."""
-    name = doc.get("name") if isinstance(doc.get("name"), dict) else {}
+    raw_name = doc.get("name")
+    name: dict[str, Any] = raw_name if isinstance(raw_name, dict) else {}
     email = primary_email(doc)
     member.doc = doc
     member.user_name = doc["userName"]
@@ -126,7 +127,7 @@ async def create_member(session: AsyncSession, workspace: Workspace, doc: dict[s
     return member
 
 
-def _member_query(workspace: Workspace) -> Select[tuple[Member]]:
+def _member_query(workspace: Workspace) -> Select[Member]:
     return select(Member).where(Member.workspace_id == workspace.id, Member.deleted_at.is_(None))
 
 

@@ -108,7 +108,7 @@ def sort_key(schema: ResourceSchema, sort_by: str | None) -> ColumnElement[Any] 
     urn, rest = schema.split_urn(sort_by)
     path = rest if urn in (None, schema.core_urn) else None
     if path is not None and path.lower() in _SORT_COLUMNS:
-        return _SORT_COLUMNS[path.lower()]  # type: ignore[no-any-return]
+        return _SORT_COLUMNS[path.lower()]
     # Any other singular attribute sorts by its JSON text (case-insensitively unless caseExact).
     parts = (rest or "").split(".")
     attr = schema.attribute(parts[0], urn)

@@ -69,15 +69,15 @@ def _operations(body: Any) -> list[dict[str, Any]]:
     if not isinstance(schemas, list) or PATCH_OP_SCHEMA.lower() not in {
         s.lower() for s in schemas if isinstance(s, str)
     }:
-        raise ScimError(400, f"A PATCH request must have \"schemas\": [\"{PATCH_OP_SCHEMA}\"]",
-                        INVALID_SYNTAX)
+        raise ScimError(400, f'A PATCH request must have "schemas": ["{PATCH_OP_SCHEMA}"]', INVALID_SYNTAX)
     operations = _get_ci(body, "Operations")
     if not isinstance(operations, list) or not operations:
-        raise ScimError(400, "A PATCH request must have a non-empty \"Operations\" array", INVALID_SYNTAX)
+        raise ScimError(400, 'A PATCH request must have a non-empty "Operations" array', INVALID_SYNTAX)
     for index, operation in enumerate(operations):
         if not isinstance(operation, dict):
-            raise ScimError(400, f"Operations[{index}] must be an object with \"op\", \"path\" and \"value\"",
-                            INVALID_SYNTAX)
+            raise ScimError(
+                400, f'Operations[{index}] must be an object with "op", "path" and "value"', INVALID_SYNTAX
+            )
     return operations
 
 
@@ -125,12 +125,12 @@ def _shape_element(attr: Attribute, value: Any, *, unwrap: bool) -> Any:
             # manager: "id" means {"value": "id"}; "" means no manager (Entra clears it that way).
             return None if unwrap and value == "" else {"value": value}
         if unwrap and isinstance(value, dict) and len(value) == 1:
-            (key, inner), = value.items()
+            ((key, inner),) = value.items()
             if isinstance(key, str) and key.lower() == "value" and inner in ("", None):
                 return None  # {"value": ""}: a reference to nothing
         return value
     if isinstance(value, dict) and len(value) == 1:
-        (key, inner), = value.items()
+        ((key, inner),) = value.items()
         if isinstance(key, str) and key.lower() == "value":
             return inner  # Entra: {"value": "Babs"} for a simple attribute
     return value
@@ -167,8 +167,11 @@ def _find_same(attr: Attribute, elements: list[Any], new: Any) -> int | None:
     if not (attr.is_complex and isinstance(new, dict) and "value" in new):
         return None
     for index, element in enumerate(elements):
-        if (isinstance(element, dict) and _same_value(attr, element.get("value"), new["value"])
-                and element.get("type", new.get("type")) == new.get("type", element.get("type"))):
+        if (
+            isinstance(element, dict)
+            and _same_value(attr, element.get("value"), new["value"])
+            and element.get("type", new.get("type")) == new.get("type", element.get("type"))
+        ):
             return index
     return None
 
@@ -178,8 +181,14 @@ def _seed(filt: Filter, attr: Attribute) -> dict[str, Any] | None:
     None when the filter is not such a conjunction."""
     if isinstance(filt, Compare):
         sub = attr.sub(filt.path.attr)
-        if (filt.op != "eq" or filt.path.sub is not None or filt.path.urn is not None or sub is None
-                or sub.mutability == "readOnly" or filt.value is None):
+        if (
+            filt.op != "eq"
+            or filt.path.sub is not None
+            or filt.path.urn is not None
+            or sub is None
+            or sub.mutability == "readOnly"
+            or filt.value is None
+        ):
             return None
         return {sub.name: filt.value}
     if isinstance(filt, And):
@@ -220,23 +229,28 @@ class _Patcher:
     def apply(self, operation: dict[str, Any]) -> None:
         name = _get_ci(operation, "op")
         if not isinstance(name, str) or name.lower() not in _OPS:
-            raise ScimError(400, f"\"op\" must be one of add, remove, replace; got {name!r}"
-                            if name is not _MISSING else "Every operation needs an \"op\"", INVALID_SYNTAX)
+            raise ScimError(
+                400,
+                f'"op" must be one of add, remove, replace; got {name!r}'
+                if name is not _MISSING
+                else 'Every operation needs an "op"',
+                INVALID_SYNTAX,
+            )
         op = name.lower()
         path = _get_ci(operation, "path")
         if path is _MISSING or path is None or (isinstance(path, str) and not path.strip()):
             path = None
         elif not isinstance(path, str):
-            raise ScimError(400, f"\"path\" must be a string, got {path!r}", INVALID_PATH)
+            raise ScimError(400, f'"path" must be a string, got {path!r}', INVALID_PATH)
         value = _get_ci(operation, "value")
         if op == "remove":
             if path is None:
                 # RFC 7644 §3.5.2.2: remove without a path fails with noTarget.
-                raise ScimError(400, "A remove operation needs a \"path\"", NO_TARGET)
+                raise ScimError(400, 'A remove operation needs a "path"', NO_TARGET)
             self.remove(self.resolve(path), value)
             return
         if value is _MISSING:
-            raise ScimError(400, f"An {op} operation needs a \"value\"", INVALID_VALUE)
+            raise ScimError(400, f'An {op} operation needs a "value"', INVALID_VALUE)
         if path is None:
             self.write_resource(op, value)
         else:
@@ -247,8 +261,9 @@ class _Patcher:
         if isinstance(value, list) and len(value) == 1 and isinstance(value[0], dict):
             value = value[0]
         if not isinstance(value, dict):
-            raise ScimError(400, f"An {op} without \"path\" needs an object of attributes as \"value\"",
-                            INVALID_VALUE)
+            raise ScimError(
+                400, f'An {op} without "path" needs an object of attributes as "value"', INVALID_VALUE
+            )
         schemas = next((v for k, v in value.items() if isinstance(k, str) and k.lower() == "schemas"), None)
         if schemas is not None:
             # Listing URNs first lets the same value carry data of an extension it declares. The list
@@ -266,8 +281,9 @@ class _Patcher:
                 self.remove(t, _MISSING)
                 return
             if not isinstance(value, dict):
-                raise ScimError(400, f"'{t.text}' needs an object of extension attributes as \"value\"",
-                                INVALID_VALUE)
+                raise ScimError(
+                    400, f"'{t.text}' needs an object of extension attributes as \"value\"", INVALID_VALUE
+                )
             for key, item in value.items():
                 # Clients that serialise an extension as its own resource (scim2-models does) add a
                 # "schemas" member to it; it names the extension itself and carries no data.
@@ -349,8 +365,9 @@ class _Patcher:
             raise ScimError(400, f"'{t.text}': '{attr.name}' has no values to set '{sub.name}' on", NO_TARGET)
         self.set_sub_of(t, attr, sub, value, elements, list(range(len(elements))))
 
-    def set_sub_of(self, t: _Target, attr: Attribute, sub: Attribute, value: Any, elements: list[Any],
-                   indexes: list[int]) -> None:
+    def set_sub_of(
+        self, t: _Target, attr: Attribute, sub: Attribute, value: Any, elements: list[Any], indexes: list[int]
+    ) -> None:
         if attr.mutability == "readOnly" or sub.mutability == "readOnly":
             raise _mutability_error(t.text, "readOnly")
         new = validate_attribute_value(sub, _shape(sub, value), path=t.text)
@@ -493,8 +510,11 @@ class _Patcher:
 
     def matching(self, t: _Target, attr: Attribute, elements: list[Any]) -> list[int]:
         assert t.value_filter is not None
-        return [i for i, el in enumerate(elements)
-                if isinstance(el, dict) and matches(t.value_filter, el, attr, self.schema)]
+        return [
+            i
+            for i, el in enumerate(elements)
+            if isinstance(el, dict) and matches(t.value_filter, el, attr, self.schema)
+        ]
 
     def drop_elements(self, t: _Target, attr: Attribute, elements: list[Any], indexes: list[int]) -> None:
         if attr.mutability in ("readOnly", "immutable"):
@@ -526,8 +546,9 @@ class _Patcher:
         if attr.is_complex and attr.sub("primary") is not None:
             winners = [i for i in dict.fromkeys(written) if elements[i].get("primary") is True]
             if len(winners) > 1:
-                raise ScimError(400, f"'{t.text}' would make more than one value of '{attr.name}' primary",
-                                INVALID_VALUE)
+                raise ScimError(
+                    400, f"'{t.text}' would make more than one value of '{attr.name}' primary", INVALID_VALUE
+                )
             if winners:
                 elements = [
                     {**el, "primary": False} if i != winners[0] and el.get("primary") is True else el
@@ -607,8 +628,11 @@ class _Patcher:
     def undeclared_urns(self) -> list[str]:
         listed = self.doc.get("schemas")
         known = {u.lower() for u in self.schema.urns()}
-        return [u for u in listed if isinstance(u, str) and u.lower() not in known] if isinstance(
-            listed, list) else []
+        return (
+            [u for u in listed if isinstance(u, str) and u.lower() not in known]
+            if isinstance(listed, list)
+            else []
+        )
 
     def split_urn(self, text: str) -> tuple[str | None, str]:
         urn, rest = self.schema.split_urn(text)
@@ -624,8 +648,12 @@ class _Patcher:
         if low.startswith("urn:"):
             head = text.split("[", 1)[0]
             unknown = head.rsplit(":", 1)[0] if head.count(":") > 1 else head
-            raise ScimError(400, f"Path '{text}' uses schema '{unknown}', which this server does not support "
-                                 "and the resource does not list in \"schemas\"", INVALID_PATH)
+            raise ScimError(
+                400,
+                f"Path '{text}' uses schema '{unknown}', which this server does not support "
+                'and the resource does not list in "schemas"',
+                INVALID_PATH,
+            )
         return None, text
 
     def resolve(self, text: str) -> _Target:
@@ -651,8 +679,12 @@ class _Patcher:
         sub_name = attr_path.sub or parsed.sub
         if urn is not None and self.schema.extension_urn(urn) is None:
             if parsed.value_filter is not None:
-                raise ScimError(400, f"Path '{text}': value filters are not supported on attributes of "
-                                     f"the undeclared extension '{urn}'", INVALID_PATH)
+                raise ScimError(
+                    400,
+                    f"Path '{text}': value filters are not supported on attributes of "
+                    f"the undeclared extension '{urn}'",
+                    INVALID_PATH,
+                )
             return _Target(text, urn, name=attr_path.attr, sub_name=sub_name)
         attr = self.schema.attribute(attr_path.attr, urn)
         if attr is None:
@@ -662,12 +694,14 @@ class _Patcher:
         if sub_name is not None:
             sub = attr.sub(sub_name)
             if sub is None:
-                raise ScimError(400, f"Unknown sub-attribute '{attr.name}.{sub_name}' in path '{text}'",
-                                INVALID_PATH)
+                raise ScimError(
+                    400, f"Unknown sub-attribute '{attr.name}.{sub_name}' in path '{text}'", INVALID_PATH
+                )
         if parsed.value_filter is not None:
             if not (attr.multi_valued and attr.is_complex):
-                raise ScimError(400, f"Path '{text}': a value filter needs a multi-valued complex attribute",
-                                INVALID_PATH)
+                raise ScimError(
+                    400, f"Path '{text}': a value filter needs a multi-valued complex attribute", INVALID_PATH
+                )
             try:
                 bind(parsed.value_filter, self.schema, attr)  # check it now, not only when values exist
             except ScimError as exc:

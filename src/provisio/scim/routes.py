@@ -424,7 +424,9 @@ async def patch_user(
         member_service.check_version(member, _if_match(if_match))
         result = apply_patch(member.doc, body, user_schema())
         if result.changed:
-            await member_service.replace_member(session, ctx.workspace, member, _user_document(result.document))
+            await member_service.replace_member(
+                session, ctx.workspace, member, _user_document(result.document)
+            )
         return member
 
     member = await _write(ctx, "patch", None, patch)

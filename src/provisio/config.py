@@ -52,6 +52,13 @@ class Settings(BaseSettings):
         default=5, ge=1, description="Failed sign-ins per e-mail address allowed in the throttle window."
     )
     console_sign_in_window_seconds: int = Field(default=900, ge=1, description="Sign-in throttle window.")
+    # Verified domains (issue 5): where the DNS TXT check asks.
+    dns_nameservers: str = Field(
+        default="",
+        description="Comma-separated resolver IPs for domain verification (empty: the system resolver).",
+    )
+    dns_port: int = Field(default=53, ge=1, le=65535, description="UDP/TCP port of those resolvers.")
+    dns_timeout_seconds: float = Field(default=5.0, gt=0, description="How long a verification may wait.")
     log_level: str = "INFO"
     log_json: bool = True
 

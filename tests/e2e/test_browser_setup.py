@@ -129,10 +129,12 @@ def test_okta_setup_in_a_browser(
     assert params["state"] == state
 
     # Okta exchanges the code at the Token URL and provisions with the token.
-    token = okta_client.fetch_token(token_url, code=params["code"])
-    with okta_client:
+    try:
+        token = okta_client.fetch_token(token_url, code=params["code"])
         created = okta_client.post(f"{tenant_url}/Users", json=okta_user("ada@acme.example"))
         assert created.status_code == 201, created.text
         found = okta_client.get(f"{tenant_url}/Users", params={"filter": 'userName eq "ada@acme.example"'})
         assert found.json()["totalResults"] == 1
-    assert token["refresh_token"]
+        assert token["refresh_token"]
+    finally:
+        okta_client.close()

@@ -54,10 +54,11 @@ async def make_oauth_tenant(
     *,
     enabled: bool = True,
     credentials: bool = True,
+    name: str | None = None,
 ) -> OAuthTenant:
     suffix = uuid.uuid4().hex[:8]
     async with db.writing() as session:
-        ws = await workspace_service.create_workspace(session, f"Acme {suffix}", seats=100)
+        ws = await workspace_service.create_workspace(session, name or f"Acme {suffix}", seats=100)
         admin = await admin_service.create_admin(session, f"it-{suffix}@acme.example", PASSWORD)
         await admin_service.grant_workspace(session, admin, ws)
         await settings_service.set_method(session, ws, method)

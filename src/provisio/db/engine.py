@@ -33,35 +33,16 @@ def async_url(url: str | URL) -> URL:
     )
 
 
-def sync_url(url: str | URL) -> URL:
-    """The blocking-driver form, for Alembic and the CLI's one-shot tasks."""
-    parsed = make_url(url)
-    backend = parsed.get_backend_name()
-    if backend == "sqlite":
-        return parsed.set(drivername="sqlite")
-    if backend == "postgresql":
-        return (
-            parsed.set(drivername="postgresql+psycopg")
-            if _has("psycopg")
-            else parsed.set(drivername="postgresql+asyncpg")
-        )
-    raise ValueError(f"Unsupported database URL {parsed.render_as_string()!r}")
-
-
-def _has(module: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(module) is not None
-
-
-def _ensure_sqlite_dir(url: URL) -> None:
-    if url.database and url.database != ":memory:":
+def ensure_sqlite_dir(url: str | URL) -> None:
+    """Create the folder of an SQLite database file (the default lives in ./var/)."""
+    url = make_url(url)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
 
 
 def _make_engine(url: URL, *, immediate: bool, pool_size: int) -> AsyncEngine:
     if url.get_backend_name() == "sqlite":
-        _ensure_sqlite_dir(url)
+        ensure_sqlite_dir(url)
         engine = create_async_engine(
             url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, pool_size=pool_size, max_overflow=0
         )

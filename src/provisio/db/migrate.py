@@ -10,7 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
-from provisio.db.engine import Database
+from provisio.db.engine import Database, ensure_sqlite_dir
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -24,6 +24,7 @@ def alembic_config(database_url: str) -> Config:
 
 def upgrade(database_url: str, revision: str = "head") -> None:
     """Bring the database to ``revision`` (blocking; runs its own event loop)."""
+    ensure_sqlite_dir(database_url)
     command.upgrade(alembic_config(database_url), revision)
 
 

@@ -82,6 +82,8 @@ class Workspace(Base):
     scim_auth_method: Mapped[str] = mapped_column(String(32), default="bearer", server_default="bearer")
     license_auto_charge: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     license_max_seats: Mapped[int | None] = mapped_column(Integer)
+    # Members whose e-mail is outside the verified domains are refused unless this is on (issue 5).
+    allow_other_domains: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
 
 class Person(Base):
@@ -291,3 +293,57 @@ class OAuthToken(Base):
     refresh_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+# --- Seats and verified domains (provisio.domain.seats, provisio.domain.domains) ---
+
+
+class SeatLedgerEntry(Base):
+    """One change of a workspace's purchased seat count: when, how many, why and by whom.
+
+    ``seats_after`` is the purchased count once the entry applied, so the newest entry always equals
+    ``Workspace.seats_purchased`` (entries are written under the workspace's row lock).
+    """
+
+    __tablename__ = "seat_ledger"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    delta: Mapped[int] = mapped_column(Integer)
+    seats_after: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(20))  # auto_charge | purchase | operator
+    reason: Mapped[str] = mapped_column(String(600))
+    actor: Mapped[str] = mapped_column(String(200))
+
+    __table_args__ = (Index("ix_seat_ledger_workspace_id", "workspace_id", "id"),)
+
+
+class WorkspaceDomain(Base):
+    """An e-mail domain a workspace claims; verified by a DNS TXT record or by the operator.
+
+    A domain may be claimed by several workspaces while unverified, but verified by one only.
+    """
+
+    __tablename__ = "workspace_domains"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    domain: Mapped[str] = mapped_column(String(253))
+    verification_code: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    verified_by: Mapped[str | None] = mapped_column(String(20))  # dns | operator
+    last_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("uq_workspace_domains_workspace_domain", "workspace_id", "domain", unique=True),
+        Index(
+            "uq_workspace_domains_verified",
+            "domain",
+            unique=True,
+            sqlite_where=text("verified_at IS NOT NULL"),
+            postgresql_where=text("verified_at IS NOT NULL"),
+        ),
+    )

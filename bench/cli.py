@@ -6,6 +6,7 @@ import asyncio
 import sys
 import time
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -17,7 +18,8 @@ from bench.peer import PeerServer
 from bench.pinning import Pinning
 from bench.runner import Measurement, TargetRun, measure, measure_ceiling
 from bench.scenarios import BY_NAME
-from bench.server import ProvisioServer, Target
+from bench.server import ProvisioServer
+from bench.target import Target
 
 
 def _run(coro: Any) -> Any:
@@ -28,7 +30,7 @@ def _run(coro: Any) -> Any:
     return uvloop.run(coro)
 
 
-def _seats(opts: Options, users: int) -> int:
+def _seats(users: int) -> int:
     # Room for the seeded users and everything POST adds while measuring.
     return users * 2 + 1_000_000
 
@@ -37,7 +39,10 @@ def _measure_provisio(
     backend: str, opts: Options, pinning: Pinning, users: int, scenarios: tuple[str, ...]
 ) -> TargetRun:
     print(f"provisio on {backend}: starting, seeding {users:,} users", file=sys.stderr, flush=True)
-    with ProvisioServer(backend, pinning, pg_admin_url=opts.pg_url, seats=_seats(opts, users)) as target:
+    profile = opts.profile_dir / f"{backend}-{users}.prof" if opts.profile_dir else None
+    with ProvisioServer(
+        backend, pinning, pg_admin_url=opts.pg_url, seats=_seats(users), profile=profile
+    ) as target:
         run: TargetRun = _run(measure(target, opts, users, scenarios))
         return run
 
@@ -99,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         "duration_s": round(time.time() - started, 1),
         "machine": info,
         "pinning": pinning.describe(),
-        "options": {k: (str(v) if k == "json_out" else v) for k, v in asdict(opts).items()},
+        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},
         "ceiling": ceiling.as_json() if ceiling else None,
         "runs": [r.as_json() for r in runs],
         "ratios": ratios,

@@ -14,7 +14,8 @@ from types import TracebackType
 from typing import cast
 
 from bench.pinning import Pinning
-from bench.server import Target, free_port, stop_process, wait_http
+from bench.server import free_port, stop_process, wait_http
+from bench.target import Target
 
 BODY = b'{"status":"ok"}'
 RESPONSE = (

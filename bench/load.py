@@ -18,7 +18,7 @@ import aiohttp
 import orjson
 
 from bench.noise import CpuSnapshot, CpuUse
-from bench.server import Target
+from bench.target import Target
 
 SCIM_JSON = "application/scim+json"
 

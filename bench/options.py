@@ -35,6 +35,7 @@ class Options:
     json_out: Path
     quick: bool
     quiet_wait: float
+    profile_dir: Path | None
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -133,6 +134,21 @@ def parser() -> argparse.ArgumentParser:
         help="where to write the JSON results (default bench/results/bench-<time>.json)",
     )
     p.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="before each scenario, wait up to this long until other processes use under 15%% of a core "
+        "(the tables show the other processes' CPU either way)",
+    )
+    p.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="run each provisio server under cProfile and write DIR/<backend>-<users>.prof (slows it down)",
+    )
+    p.add_argument(
         "--quick",
         action="store_true",
         help="smoke run: 300 users (200,2000 with --scale), 1.5 s per scenario",
@@ -169,4 +185,5 @@ def parse(argv: list[str] | None = None) -> Options:
         json_out=json_out,
         quick=quick,
         quiet_wait=max(0.0, args.quiet_wait),
+        profile_dir=args.profile,
     )

@@ -10,7 +10,8 @@ from pathlib import Path
 from types import TracebackType
 
 from bench.pinning import Pinning
-from bench.server import Target, free_port, stop_process, wait_http
+from bench.server import free_port, stop_process, wait_http
+from bench.target import Target
 
 # /work/main/bench/peer.py -> /work/shared/conformance/start-peer.sh
 DEFAULT_SCRIPT = Path(__file__).resolve().parents[2] / "shared" / "conformance" / "start-peer.sh"

@@ -11,7 +11,7 @@ from bench.load import RunStats, ScimClient, run_load
 from bench.noise import wait_for_quiet
 from bench.options import Options
 from bench.scenarios import BY_NAME, Context, Scenario
-from bench.server import Target
+from bench.target import Target
 from bench.users import seed
 
 

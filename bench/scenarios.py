@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from itertools import count
 
 from bench.load import Op, OpFactory, ScenarioError, ScimClient
-from bench.server import Target
-from bench.users import SeededUser, new_user, patch_display_name, put_user
+from bench.target import Target
+from bench.users import DOMAIN, SeededUser, new_user, patch_display_name, put_user
 
 PAGE = 100
 
@@ -164,7 +164,7 @@ def _post(ctx: Context) -> OpFactory:
     def factory(worker: int) -> Op:
         async def op() -> None:
             index = next(serial)
-            name = f"new-{ctx.tag}-{index}@bench.example.com"
+            name = f"new-{ctx.tag}-{index}@{DOMAIN}"
             await ctx.client.expect(201, "POST", "/Users", body=new_user(name, 10_000_000 + index))
 
         return op

@@ -15,7 +15,6 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -23,20 +22,11 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from bench.pinning import Pinning
+from bench.target import Target
+from bench.users import DOMAIN
 
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 BACKENDS = ("sqlite", "postgresql")
-
-
-@dataclass(frozen=True)
-class Target:
-    """A running SCIM server the load generator talks to."""
-
-    label: str  # "sqlite", "postgresql" or "peer"
-    base_url: str  # the SCIM base (tenant URL)
-    token: str
-    trivial_url: str  # the cheapest endpoint it has, for the "trivial" scenario
-    pid: int
 
 
 def free_port() -> int:
@@ -125,7 +115,13 @@ class ProvisioServer:
     """Context manager: fresh database, migrate, workspace, token, ``provisio serve``; all undone on exit."""
 
     def __init__(
-        self, backend: str, pinning: Pinning, *, pg_admin_url: str = DEFAULT_PG_URL, seats: int = 0
+        self,
+        backend: str,
+        pinning: Pinning,
+        *,
+        pg_admin_url: str = DEFAULT_PG_URL,
+        seats: int = 0,
+        profile: Path | None = None,
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
@@ -133,6 +129,7 @@ class ProvisioServer:
         self.pinning = pinning
         self.pg_admin_url = pg_admin_url
         self.seats = seats
+        self.profile = profile  # run the server under cProfile, writing its stats here on exit
         self.exe = provisio_executable()
         self.workdir = Path(tempfile.mkdtemp(prefix=f"provisio-bench-{backend}-"))
         self.port = free_port()
@@ -174,6 +171,12 @@ class ProvisioServer:
             raise RuntimeError(f"provisio {' '.join(args)} printed no JSON:\n{done.stdout}") from exc
         return data
 
+    def _profiler(self) -> list[str]:
+        if self.profile is None:
+            return []
+        self.profile.parent.mkdir(parents=True, exist_ok=True)
+        return [sys.executable, "-m", "cProfile", "-o", str(self.profile)]
+
     def __enter__(self) -> Target:
         try:
             return self._start()
@@ -185,10 +188,13 @@ class ProvisioServer:
         env = self._env(self._database_url())
         self._cli(env, "db", "upgrade", "--json")
         workspace = self._cli(env, "workspace", "create", "Bench", "--seats", str(self.seats), "--json")
-        token = self._cli(env, "token", "create", str(workspace["key"]), "--json")
+        key = str(workspace["key"])
+        # Members need an e-mail in a verified domain of their workspace (issue 5): the operator's override.
+        self._cli(env, "domain", "add", key, DOMAIN, "--verified", "--json")
+        token = self._cli(env, "token", "create", key, "--json")
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(
-                [self.exe, "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+                [*self._profiler(), self.exe, "serve", "--host", "127.0.0.1", "--port", str(self.port)],
                 env=env,
                 cwd=self.workdir,
                 stdout=log,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -23,6 +23,8 @@ from provisio.app import create_app
 from provisio.config import Settings
 from provisio.db.engine import Database, async_url
 from provisio.db.migrate import upgrade
+from provisio.db.models import Member
+from provisio.domain import domains as domain_service
 from provisio.domain import tokens as token_service
 from provisio.domain import workspaces as workspace_service
 
@@ -118,17 +120,65 @@ class Tenant:
     id: str
     token: str
     base: str  # the Tenant URL path, relative to the client's base URL
+    name: str = ""
 
     @property
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
 
 
-async def make_tenant(db: Database, name: str = "Acme", seats: int = 100) -> Tenant:
+GENEROUS_SEATS = 100_000
+
+# People are global (one workspace per person, issue 5) but tests share one database: the members of
+# tenants made by earlier tests are deactivated before a later test makes its first tenant, so fixed
+# addresses such as ada@example.com can be reused from test to test.
+_test_generation = 0
+_made: list[tuple[int, Database, str]] = []
+
+
+@pytest.fixture(autouse=True)
+def _next_test_generation() -> None:
+    global _test_generation
+    _test_generation += 1
+
+
+async def _release_earlier_tenants() -> None:
+    earlier = [(db, ws_id) for gen, db, ws_id in _made if gen != _test_generation]
+    _made[:] = [entry for entry in _made if entry[0] == _test_generation]
+    for db, ws_id in earlier:
+        async with db.writing() as session:
+            await session.execute(
+                update(Member)
+                .where(Member.workspace_id == ws_id, Member.active.is_(True))
+                .values(active=False)
+            )
+
+
+async def make_tenant(
+    db: Database,
+    name: str = "Acme",
+    seats: int = GENEROUS_SEATS,
+    *,
+    domains: tuple[str, ...] | None = None,
+    allow_other_domains: bool = True,
+    auto_charge: bool = False,
+    max_seats: int | None = None,
+    exact_name: bool = False,
+) -> Tenant:
+    """A workspace with a bearer token. By default: generous seats, one operator-verified domain of its
+    own (``<key>.test``) and other domains allowed, so any e-mail can be provisioned."""
+    await _release_earlier_tenants()
     async with db.writing() as session:
-        ws = await workspace_service.create_workspace(session, f"{name} {uuid.uuid4().hex[:6]}", seats=seats)
+        full_name = name if exact_name else f"{name} {uuid.uuid4().hex[:6]}"
+        ws = await workspace_service.create_workspace(session, full_name, seats=seats)
+        for domain in domains if domains is not None else (f"{ws.key}.test",):
+            await domain_service.add_domain(session, ws, domain, operator_verified=True)
+        ws.allow_other_domains = allow_other_domains
+        ws.license_auto_charge = auto_charge
+        ws.license_max_seats = max_seats
         issued = await token_service.create_token(session, ws, "test")
-    return Tenant(key=ws.key, id=ws.id, token=issued.token, base=f"/scim/v2/{ws.key}")
+    _made.append((_test_generation, db, ws.id))
+    return Tenant(key=ws.key, id=ws.id, token=issued.token, base=f"/scim/v2/{ws.key}", name=ws.name)
 
 
 @pytest.fixture

@@ -14,9 +14,11 @@ from provisio.config import get_settings
 from provisio.db.engine import Database
 from provisio.db.migrate import upgrade
 from provisio.domain import admins as admin_service
+from provisio.domain import domains as domain_service
 from provisio.domain import redirect_uris as redirect_service
 from provisio.domain import scim_credentials as credential_service
 from provisio.domain import scim_settings as scim_settings_service
+from provisio.domain import seats as seat_service
 from provisio.domain import tokens as token_service
 from provisio.domain import workspaces as workspace_service
 from provisio.domain.errors import DomainError, Kind
@@ -243,7 +245,212 @@ def token_list(workspace: str, as_json: bool = JSON_OPTION) -> None:
     )
 
 
+# --- seats, verified domains and workspace settings (issue 5) -----------------------------------------
+
+seats_app = typer.Typer(help="Purchased seats and license auto-charge.", no_args_is_help=True)
+domain_app = typer.Typer(help="Verified e-mail domains of a workspace.", no_args_is_help=True)
+app.add_typer(seats_app, name="seats")
+app.add_typer(domain_app, name="domain")
+OPERATOR = "operator (CLI)"
+
+
+def _seat_data(ws: Any, used: int) -> dict[str, Any]:
+    return {
+        "workspace": ws.key,
+        "purchased": ws.seats_purchased,
+        "used": used,
+        "auto_charge": ws.license_auto_charge,
+        "max_seats": ws.license_max_seats,
+    }
+
+
+@seats_app.command("set")
+def seats_set(
+    workspace: str = typer.Argument(..., help="Workspace key."),
+    purchased: int = typer.Option(None, "--purchased", help="Purchased seat count (recorded in the ledger)."),
+    auto_charge: bool = typer.Option(
+        None, "--auto-charge/--no-auto-charge", help="Buy a seat automatically when provisioning needs one."
+    ),
+    max_seats: int = typer.Option(None, "--max-seats", help="The most seats auto-charge may reach."),
+    no_max_seats: bool = typer.Option(False, "--no-max-seats", help="Let auto-charge buy without a limit."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Set a workspace's purchased seats and license auto-charge; prints the seat use."""
+    if max_seats is not None and no_max_seats:
+        typer.echo("error: give --max-seats or --no-max-seats, not both.", err=True)
+        raise typer.Exit(2)
+
+    async def work(db: Database) -> dict[str, Any]:
+        async with db.writing() as session:
+            ws = await seat_service.lock_workspace(
+                session, (await workspace_service.require_workspace(session, workspace)).id
+            )
+            if purchased is not None:
+                await seat_service.set_purchased(session, ws, purchased, actor=OPERATOR)
+            if auto_charge is not None or max_seats is not None or no_max_seats:
+                await scim_settings_service.set_license(
+                    session,
+                    ws,
+                    auto_charge=ws.license_auto_charge if auto_charge is None else auto_charge,
+                    max_seats=None
+                    if no_max_seats
+                    else (ws.license_max_seats if max_seats is None else max_seats),
+                )
+            return _seat_data(ws, await seat_service.used_seats(session, ws.id))
+
+    data = _run(work)
+    limit = "no limit" if data["max_seats"] is None else f"up to {data['max_seats']} seats"
+    charge = f"on ({limit})" if data["auto_charge"] else "off"
+    _emit(
+        data,
+        as_json,
+        [f"{data['workspace']}: {data['used']} of {data['purchased']} seats used; auto-charge {charge}."],
+    )
+
+
+def _domain_data(entry: Any) -> dict[str, Any]:
+    return {
+        "domain": entry.domain,
+        "verified": entry.verified_at is not None,
+        "verified_by": entry.verified_by,
+        "verified_at": entry.verified_at.isoformat() if entry.verified_at else None,
+        "txt_record": domain_service.txt_record(entry),
+        "last_error": entry.last_error,
+    }
+
+
+def _domain_line(d: dict[str, Any]) -> str:
+    if d["verified"]:
+        return f"{d['domain']}  verified ({d['verified_by']})"
+    return f"{d['domain']}  not verified: publish TXT {d['txt_record']!r} on {d['domain']}"
+
+
+@domain_app.command("add")
+def domain_add(
+    workspace: str = typer.Argument(..., help="Workspace key."),
+    domain: str = typer.Argument(..., help="E-mail domain, e.g. example.com."),
+    verified: bool = typer.Option(
+        False, "--verified", help="Operator override: mark it verified without DNS (recorded as such)."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Claim a domain for a workspace and print the TXT record that verifies it."""
+
+    async def work(db: Database) -> dict[str, Any]:
+        async with db.writing() as session:
+            ws = await workspace_service.require_workspace(session, workspace)
+            entry = await domain_service.add_domain(session, ws, domain, operator_verified=verified)
+            return {"workspace": ws.key, **_domain_data(entry)}
+
+    data = _run(work)
+    lines = [_domain_line(data)]
+    if not data["verified"]:
+        lines.append(f"Then run: provisio domain verify {data['workspace']} {data['domain']}")
+    _emit(data, as_json, lines)
+
+
+@domain_app.command("verify")
+def domain_verify(
+    workspace: str = typer.Argument(..., help="Workspace key."),
+    domain: str = typer.Argument(..., help="The domain to check."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Look up the domain's TXT record (PROVISIO_DNS_NAMESERVERS, else the system resolver)."""
+
+    async def work(db: Database) -> dict[str, Any]:
+        check = await domain_service.check_txt(get_settings(), domain)  # outside any transaction
+        async with db.writing() as session:
+            ws = await workspace_service.require_workspace(session, workspace)
+            entry = await domain_service.record_check(session, ws, domain, check)
+            return {"workspace": ws.key, **_domain_data(entry)}
+
+    data = _run(work)
+    _emit(
+        data, as_json, [_domain_line(data)] + ([f"error: {data['last_error']}"] if data["last_error"] else [])
+    )
+    if not data["verified"]:
+        raise typer.Exit(1)
+
+
+@domain_app.command("list")
+def domain_list(
+    workspace: str = typer.Argument(..., help="Workspace key."), as_json: bool = JSON_OPTION
+) -> None:
+    """List a workspace's domains and their verification state."""
+
+    async def work(db: Database) -> list[dict[str, Any]]:
+        async with db.reading() as session:
+            ws = await workspace_service.require_workspace(session, workspace)
+            return [_domain_data(e) for e in await domain_service.list_domains(session, ws.id)]
+
+    rows = _run(work)
+    _emit({"domains": rows}, as_json, [_domain_line(r) for r in rows] or ["No domains."])
+
+
+@domain_app.command("remove")
+def domain_remove(
+    workspace: str = typer.Argument(..., help="Workspace key."),
+    domain: str = typer.Argument(..., help="The domain to remove."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Remove a domain (the last verified one cannot go while SCIM is on)."""
+
+    async def work(db: Database) -> str:
+        async with db.writing() as session:
+            ws = await workspace_service.require_workspace(session, workspace)
+            entry = await domain_service.get_domain(session, ws, domain)
+            name = entry.domain
+            await domain_service.remove_domain(session, ws, name)
+            return name
+
+    name = _run(work)
+    _emit({"removed": name}, as_json, [f"Removed {name}."])
+
+
+@workspace_app.command("update")
+def workspace_update(
+    workspace: str = typer.Argument(..., help="Workspace key."),
+    name: str = typer.Option(None, "--name", help="New display name."),
+    allow_other_domains: bool = typer.Option(
+        None,
+        "--allow-other-domains/--no-allow-other-domains",
+        help="Accept members whose e-mail is outside the verified domains.",
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Rename a workspace or change whether it accepts members from unverified domains."""
+
+    async def work(db: Database) -> dict[str, Any]:
+        async with db.writing() as session:
+            ws = await workspace_service.require_workspace(session, workspace)
+            if name is not None:
+                if not name.strip():
+                    raise DomainError(Kind.INVALID, "A workspace needs a name.")
+                ws.name = name.strip()
+            if allow_other_domains is not None:
+                ws.allow_other_domains = allow_other_domains
+            await session.flush()
+            return {"key": ws.key, "name": ws.name, "allow_other_domains": ws.allow_other_domains}
+
+    data = _run(work)
+    other = "accepts" if data["allow_other_domains"] else "refuses"
+    _emit(data, as_json, [f"{data['name']} ({data['key']}) {other} members from other domains."])
+
+
 DEMO_KEY = "demo"
+DEMO_DOMAIN = "example.com"
+
+
+async def _ensure_demo_domain(session: Any, ws: Any) -> None:
+    """The demo workspace owns example.com (operator-verified), so the README's users provision."""
+    known = {d.domain: d for d in await domain_service.list_domains(session, ws.id)}
+    if DEMO_DOMAIN not in known:
+        try:
+            await domain_service.add_domain(session, ws, DEMO_DOMAIN, operator_verified=True)
+        except DomainError:  # verified by another workspace of this installation: leave it there
+            return
+
+
 DEMO_ADMIN_EMAIL = "admin@demo.example"
 
 
@@ -258,6 +465,7 @@ def demo(as_json: bool = JSON_OPTION) -> None:
             ws = await workspace_service.get_workspace(session, DEMO_KEY)
             if ws is None:
                 ws = await workspace_service.create_workspace(session, "Demo", key=DEMO_KEY, seats=25)
+            await _ensure_demo_domain(session, ws)
             password = secrets.token_urlsafe(12)  # fresh on every run; printed below
             await admin_service.ensure_admin(session, ws, DEMO_ADMIN_EMAIL, password)
             data: dict[str, Any] = {

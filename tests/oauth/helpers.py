@@ -15,6 +15,7 @@ from sqlalchemy import update
 from provisio.db.engine import Database
 from provisio.db.models import OAuthToken, utcnow
 from provisio.domain import admins as admin_service
+from provisio.domain import domains as domain_service
 from provisio.domain import redirect_uris as redirect_service
 from provisio.domain import scim_credentials as credential_service
 from provisio.domain import scim_settings as settings_service
@@ -59,6 +60,9 @@ async def make_oauth_tenant(
     suffix = uuid.uuid4().hex[:8]
     async with db.writing() as session:
         ws = await workspace_service.create_workspace(session, name or f"Acme {suffix}", seats=100)
+        # SCIM needs a verified domain (issue 5); users of any domain are accepted in these tests.
+        await domain_service.add_domain(session, ws, f"acme-{suffix}.example", operator_verified=True)
+        ws.allow_other_domains = True
         admin = await admin_service.create_admin(session, f"it-{suffix}@acme.example", PASSWORD)
         await admin_service.grant_workspace(session, admin, ws)
         await settings_service.set_method(session, ws, method)

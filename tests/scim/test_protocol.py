@@ -237,3 +237,19 @@ async def test_random_user_bodies_never_500(client: httpx.AsyncClient, tenant: T
         r = await client.put(f"{tenant.base}/Users/{uid}", json=body, headers=tenant.headers)
         assert r.status_code in (200, 400, 409), r.text
         await client.delete(f"{tenant.base}/Users/{uid}", headers=tenant.headers)
+
+
+async def test_trailing_slashes_are_the_same_resource(client: httpx.AsyncClient, tenant: Tenant) -> None:
+    r = await client.post(
+        f"{tenant.base}/Users/", json=okta_user("slash@example.com"), headers=tenant.headers
+    )
+    assert r.status_code == 201, r.text
+    uid = r.json()["id"]
+    r = await client.get(
+        f"{tenant.base}/Users/", params={"filter": 'userName eq "slash@example.com"'}, headers=tenant.headers
+    )
+    assert r.status_code == 200 and r.json()["totalResults"] == 1
+    assert (await client.get(f"{tenant.base}/Users/{uid}/", headers=tenant.headers)).status_code == 200
+    assert (await client.get(f"{tenant.base}/Schemas/", headers=tenant.headers)).status_code == 200
+    r = await client.delete(f"{tenant.base}/Users/", headers=tenant.headers)
+    assert r.status_code == 405 and r.headers["allow"] == "GET, POST"

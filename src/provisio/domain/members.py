@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from provisio.db.models import Member, Person, Workspace, utcnow
+from provisio.domain import membership
 from provisio.domain.errors import DomainError, Kind
 
 # Keys the server owns; never taken from a client's document.
@@ -108,10 +109,22 @@ async def _flush_unique(session: AsyncSession, user_name: str) -> None:
         raise
 
 
-async def create_member(session: AsyncSession, workspace: Workspace, doc: dict[str, Any]) -> Member:
+async def create_member(
+    session: AsyncSession, workspace: Workspace, doc: dict[str, Any], *, actor: str = "SCIM client"
+) -> Member:
     doc = _clean(doc)
     await _ensure_user_name_free(session, workspace, doc["userName"], None)
-    person = await _person_for(session, primary_email(doc))
+    # Verified domain, one workspace per person, a seat (provisio.domain.membership).
+    person = await membership.admit(
+        session,
+        workspace,
+        email=primary_email(doc),
+        user_name=doc["userName"],
+        active=doc.get("active", True) is not False,
+        needs_seat=True,
+        find_person=_person_for,
+        actor=actor,
+    )
     now = utcnow()
     member = Member(
         workspace_id=workspace.id,
@@ -158,6 +171,8 @@ async def replace_member(
     workspace: Workspace,
     member: Member,
     doc: dict[str, Any],
+    *,
+    actor: str = "SCIM client",
 ) -> bool:
     """Replace the member's document; returns whether anything changed (the version moves only then)."""
     doc = _clean(doc)
@@ -166,8 +181,21 @@ async def replace_member(
     if doc["userName"].lower() != member.user_name_lower:
         await _ensure_user_name_free(session, workspace, doc["userName"], member.id)
     new_email = primary_email(doc)
-    if (new_email or "").lower() != (member.email_lower or ""):
-        person = await _person_for(session, new_email)
+    active = doc.get("active", True) is not False
+    email_changed = (new_email or "").lower() != (member.email_lower or "")
+    reactivating = active and not member.active
+    if email_changed or reactivating:
+        # Verified domain, one workspace per person, a seat (provisio.domain.membership).
+        person = await membership.admit(
+            session,
+            workspace,
+            email=new_email,
+            user_name=doc["userName"],
+            active=active,
+            needs_seat=reactivating,
+            find_person=_person_for,
+            actor=actor,
+        )
         member.person_id = person.id if person else None
     _sync_columns(member, copy.deepcopy(doc))
     member.version += 1

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from provisio.config import Settings
 from provisio.db.models import Workspace
+from provisio.domain.domains import require_verified_domain_for_scim
 from provisio.domain.errors import DomainError, Kind
 from provisio.domain.scim_credentials import revoke_bearer_tokens, revoke_oauth
 from provisio.domain.scim_methods import ScimMethod
@@ -40,7 +41,11 @@ def parse_method(value: str) -> ScimMethod:
 
 
 async def set_enabled(session: AsyncSession, workspace: Workspace, enabled: bool) -> None:
-    """Turning SCIM off refuses every credential at once (members are kept); turning it on restores them."""
+    """Turning SCIM off refuses every credential at once (members are kept); turning it on restores them.
+
+    SCIM can be turned on only once the workspace has a verified domain (issue 5)."""
+    if enabled:
+        await require_verified_domain_for_scim(session, workspace)
     workspace.scim_enabled = enabled
     await session.flush()
 

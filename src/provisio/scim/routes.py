@@ -357,7 +357,9 @@ async def create_user(request: Request, ctx: ScimContext = Depends(scim_context)
     user_name = body.get("userName") if isinstance(body, dict) else None
 
     async def create(session: Any) -> Member:
-        return await member_service.create_member(session, ctx.workspace, _user_document(body))
+        return await member_service.create_member(
+            session, ctx.workspace, _user_document(body), actor=ctx.actor
+        )
 
     member = await _write(ctx, "create", user_name if isinstance(user_name, str) else None, create)
     assert member is not None
@@ -395,7 +397,7 @@ async def replace_user(
         # PUT replaces what the client may write; readOnly and immutable attributes stay the server's.
         if member.external_id and doc.get("externalId") is None:
             doc["externalId"] = member.external_id
-        await member_service.replace_member(session, ctx.workspace, member, doc)
+        await member_service.replace_member(session, ctx.workspace, member, doc, actor=ctx.actor)
         return member
 
     action = _activity_action(body)
@@ -425,7 +427,7 @@ async def patch_user(
         result = apply_patch(member.doc, body, user_schema())
         if result.changed:
             await member_service.replace_member(
-                session, ctx.workspace, member, _user_document(result.document)
+                session, ctx.workspace, member, _user_document(result.document), actor=ctx.actor
             )
         return member
 
@@ -473,7 +475,8 @@ async def unknown(rest: str, request: Request, ctx: ScimContext = Depends(scim_c
         allowed = _ALLOWED[head]
         if head == "users" and len(parts) == 2:
             allowed = "GET, PUT, PATCH, DELETE"
-        if len(parts) <= (2 if head in ("users", "resourcetypes", "schemas") else 1):
+        known = len(parts) <= (2 if head in ("users", "resourcetypes", "schemas") else 1)
+        if known and request.method not in allowed.split(", "):
             raise MethodNotAllowed(f"{request.method} is not allowed on /{rest}: use {allowed}.", allowed)
     if head == "groups":
         raise ScimError(404, "Groups are not supported by this server: provision users only.")

@@ -140,15 +140,18 @@ COMMON: dict[str, Attribute] = {
 }
 
 
-def _schema_document(model: Any) -> dict[str, Any]:
+def _schema_document(model: Any, description: str | None = None) -> dict[str, Any]:
     doc: dict[str, Any] = model.to_schema().model_dump(mode="json", exclude_none=True)
+    if description:
+        # scim2-models uses the class name; RFC 7643 §8.7.1 gives the descriptions.
+        doc["description"] = description
     return doc
 
 
 @cache
 def user_schema() -> ResourceSchema:
-    core_doc = _schema_document(User)
-    ext_doc = _schema_document(EnterpriseUser)
+    core_doc = _schema_document(User, "User Account")
+    ext_doc = _schema_document(EnterpriseUser, "Enterprise User")
     return ResourceSchema(
         name="User",
         endpoint="/Users",

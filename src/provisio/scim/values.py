@@ -51,8 +51,9 @@ def _describe(value: Any) -> str:
 
 
 def _expected(attr: Attribute, path: str, value: Any) -> ScimError:
-    return invalid_value(f"Attribute '{path}' expects {_TYPE_NAMES.get(attr.type, attr.type)}, "
-                         f"got {_describe(value)}")
+    return invalid_value(
+        f"Attribute '{path}' expects {_TYPE_NAMES.get(attr.type, attr.type)}, got {_describe(value)}"
+    )
 
 
 def _scalar(attr: Attribute, value: Any, path: str) -> Any:
@@ -115,8 +116,9 @@ def _complex(attr: Attribute, value: Any, path: str, drop_read_only: bool) -> di
     return out or None
 
 
-def validate_element(attr: Attribute, value: Any, *, path: str | None = None,
-                     drop_read_only: bool = False) -> Any:
+def validate_element(
+    attr: Attribute, value: Any, *, path: str | None = None, drop_read_only: bool = False
+) -> Any:
     """Validate one value of ``attr`` as if it were single-valued (one element of a multi-valued list)."""
     where = path or attr.name
     if value is None:
@@ -126,8 +128,9 @@ def validate_element(attr: Attribute, value: Any, *, path: str | None = None,
     return _scalar(attr, value, where)
 
 
-def validate_attribute_value(attr: Attribute, value: Any, *, path: str | None = None,
-                             drop_read_only: bool = False) -> Any:
+def validate_attribute_value(
+    attr: Attribute, value: Any, *, path: str | None = None, drop_read_only: bool = False
+) -> Any:
     """Type-check ``value`` for ``attr`` and return it normalised for storage.
 
     Sub-attribute names come back in canonical casing, Entra's string booleans become booleans, and
@@ -140,12 +143,16 @@ def validate_attribute_value(attr: Attribute, value: Any, *, path: str | None = 
         return None
     if not attr.multi_valued:
         if isinstance(value, list):
-            raise invalid_value(f"Attribute '{where}' is single-valued; expected "
-                                f"{_TYPE_NAMES.get(attr.type, attr.type)}, got an array")
+            raise invalid_value(
+                f"Attribute '{where}' is single-valued; expected "
+                f"{_TYPE_NAMES.get(attr.type, attr.type)}, got an array"
+            )
         return validate_element(attr, value, path=where, drop_read_only=drop_read_only)
     if not isinstance(value, list):
-        raise invalid_value(f"Attribute '{where}' is multi-valued and expects an array of "
-                            f"{_TYPE_NAMES.get(attr.type, attr.type)} values, got {_describe(value)}")
+        raise invalid_value(
+            f"Attribute '{where}' is multi-valued and expects an array of "
+            f"{_TYPE_NAMES.get(attr.type, attr.type)} values, got {_describe(value)}"
+        )
     items = []
     for index, element in enumerate(value):
         if element is None:
@@ -188,14 +195,16 @@ def _undeclared_urns(doc: dict[str, Any], schema: ResourceSchema) -> dict[str, s
     return {u.lower(): u for u in listed if u.lower() not in known}
 
 
-def _normalise_attributes(source: dict[str, Any], schema: ResourceSchema, urn: str | None,
-                          drop_read_only: bool, out: dict[str, Any]) -> None:
+def _normalise_attributes(
+    source: dict[str, Any], schema: ResourceSchema, urn: str | None, drop_read_only: bool, out: dict[str, Any]
+) -> None:
     for key, value in source.items():
         attr = schema.attribute(key, urn) if isinstance(key, str) else None
         if attr is None:
             where = f"{urn}:{key}" if urn else str(key)
-            raise ScimError(400, f"Unknown attribute '{where}' for resource type {schema.name}",
-                            INVALID_SYNTAX)
+            raise ScimError(
+                400, f"Unknown attribute '{where}' for resource type {schema.name}", INVALID_SYNTAX
+            )
         if attr.name in out:
             raise ScimError(400, f"Attribute '{attr.name}' is given more than once", INVALID_SYNTAX)
         if attr.mutability == "writeOnly":
@@ -208,8 +217,9 @@ def _normalise_attributes(source: dict[str, Any], schema: ResourceSchema, urn: s
             out[attr.name] = normalised
 
 
-def normalise_document(doc: dict[str, Any], schema: ResourceSchema, *,
-                       drop_read_only: bool = False) -> dict[str, Any]:
+def normalise_document(
+    doc: dict[str, Any], schema: ResourceSchema, *, drop_read_only: bool = False
+) -> dict[str, Any]:
     """Return a new, storage-ready copy of a whole resource document (POST/PUT bodies, stored documents).
 
     Canonical attribute casing, JSON-typed values (string booleans coerced), every known attribute
@@ -236,17 +246,22 @@ def normalise_document(doc: dict[str, Any], schema: ResourceSchema, *,
             if value is None:
                 continue
             if not isinstance(value, dict):
-                raise invalid_value(f"'{key}' must be an object of extension attributes, "
-                                    f"got {_describe(value)}")
+                raise invalid_value(
+                    f"'{key}' must be an object of extension attributes, got {_describe(value)}"
+                )
             target = core if ext == schema.core_urn else extensions.setdefault(ext, {})
-            _normalise_attributes(value, schema, None if ext == schema.core_urn else ext, drop_read_only,
-                                  target)
+            _normalise_attributes(
+                value, schema, None if ext == schema.core_urn else ext, drop_read_only, target
+            )
         elif key.lower() in undeclared:
             if value is not None:
                 extensions[undeclared[key.lower()]] = value
         elif key.lower().startswith("urn:"):
-            raise ScimError(400, f"Schema extension '{key}' is not supported by this server and not "
-                                 "listed in 'schemas'", INVALID_SYNTAX)
+            raise ScimError(
+                400,
+                f"Schema extension '{key}' is not supported by this server and not listed in 'schemas'",
+                INVALID_SYNTAX,
+            )
         else:
             _normalise_attributes({key: value}, schema, None, drop_read_only, core)
     for attr in schema.core.values():

@@ -1,0 +1,162 @@
+"""Seats: every active member of a workspace uses one of its purchased seats.
+
+Usage is not stored: it is ``COUNT(*)`` of the workspace's active, non-deleted members, read while the
+workspace row is locked, so it cannot drift and deactivation or DELETE frees a seat by itself. The
+purchased count only grows by itself (auto-charge); every change to it is a ledger entry.
+
+Concurrency. Whoever may take a seat first locks the workspace row (``lock_workspace``):
+PostgreSQL ``SELECT … FOR NO KEY UPDATE`` (it does not block the ``KEY SHARE`` locks that foreign keys to
+the workspace take), and on SQLite every write transaction is ``BEGIN IMMEDIATE``, so writers are already
+serialised. With the lock held, the count is exact under READ COMMITTED: every other seat-taker is queued
+on the same row and its members are visible once it commits.
+
+Lock order, to stay free of deadlocks (see also ``provisio.domain.membership``):
+``members`` row (PUT/PATCH/DELETE lock the member first) → ``workspaces`` row → ``people`` row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from provisio.db.models import Member, SeatLedgerEntry, Workspace, utcnow
+from provisio.domain.errors import DomainError, Kind
+
+MAX_PURCHASED = 1_000_000
+KIND_AUTO_CHARGE = "auto_charge"
+KIND_PURCHASE = "purchase"
+KIND_OPERATOR = "operator"
+SETTINGS_HINT = "Workspace settings"
+
+
+async def lock_workspace(session: AsyncSession, workspace_id: str) -> Workspace:
+    """The workspace, freshly read and locked for the rest of the transaction."""
+    query = (
+        select(Workspace)
+        .where(Workspace.id == workspace_id)
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
+    )
+    workspace = (await session.execute(query)).scalar_one_or_none()
+    if workspace is None:
+        raise DomainError(Kind.NOT_FOUND, "The workspace no longer exists.")
+    return workspace
+
+
+async def used_seats(session: AsyncSession, workspace_id: str) -> int:
+    query = select(func.count()).where(
+        Member.workspace_id == workspace_id, Member.active.is_(True), Member.deleted_at.is_(None)
+    )
+    return int((await session.execute(query)).scalar_one())
+
+
+@dataclass(frozen=True)
+class SeatUsage:
+    used: int
+    purchased: int
+    auto_charge: bool
+    max_seats: int | None  # what auto-charge may reach; None: no limit
+
+    @property
+    def free(self) -> int:
+        return max(self.purchased - self.used, 0)
+
+
+async def usage(session: AsyncSession, workspace: Workspace) -> SeatUsage:
+    return SeatUsage(
+        used=await used_seats(session, workspace.id),
+        purchased=workspace.seats_purchased,
+        auto_charge=workspace.license_auto_charge,
+        max_seats=workspace.license_max_seats,
+    )
+
+
+def _record(
+    session: AsyncSession, workspace: Workspace, delta: int, kind: str, reason: str, actor: str
+) -> SeatLedgerEntry:
+    workspace.seats_purchased += delta
+    entry = SeatLedgerEntry(
+        workspace_id=workspace.id,
+        at=utcnow(),
+        delta=delta,
+        seats_after=workspace.seats_purchased,
+        kind=kind,
+        reason=reason[:600],
+        actor=actor[:200],
+    )
+    session.add(entry)
+    return entry
+
+
+def no_free_seat(workspace: Workspace, used: int) -> DomainError:
+    """The 403 an identity provider shows its admin (BRIEF §4)."""
+    head = f"No free seat in workspace {workspace.name} ({used} of {workspace.seats_purchased} used)"
+    if not workspace.license_auto_charge:
+        detail = f"{head} and license auto-charge is off: enable it or buy seats in {SETTINGS_HINT}"
+    else:
+        detail = (
+            f"{head} and license auto-charge has reached its maximum of {workspace.license_max_seats} seats: "
+            f"raise the maximum or buy seats in {SETTINGS_HINT}"
+        )
+    return DomainError(Kind.FORBIDDEN, detail)
+
+
+async def take_seat(
+    session: AsyncSession, workspace: Workspace, *, user_name: str, actor: str
+) -> SeatLedgerEntry | None:
+    """Make room for one more active member of ``workspace`` (locked by ``lock_workspace``).
+
+    A free seat: nothing to do. None free: auto-charge buys one when on and below its maximum (the
+    ledger entry is returned); otherwise 403 and the caller's transaction is rolled back.
+    """
+    used = await used_seats(session, workspace.id)
+    if used < workspace.seats_purchased:
+        return None
+    cap = workspace.license_max_seats
+    if workspace.license_auto_charge and (cap is None or workspace.seats_purchased < cap):
+        delta = used + 1 - workspace.seats_purchased  # 1 unless seats were set below usage by hand
+        if cap is None or workspace.seats_purchased + delta <= cap:
+            return _record(session, workspace, delta, KIND_AUTO_CHARGE, f"auto-charge for {user_name}", actor)
+    raise no_free_seat(workspace, used)
+
+
+async def buy_seats(
+    session: AsyncSession, workspace: Workspace, count: int, *, actor: str, reason: str = ""
+) -> SeatLedgerEntry:
+    """Buy ``count`` seats by hand (never limited by the auto-charge maximum)."""
+    if count < 1:
+        raise DomainError(Kind.INVALID, "Buy at least one seat.")
+    locked = await lock_workspace(session, workspace.id)
+    if locked.seats_purchased + count > MAX_PURCHASED:
+        raise DomainError(Kind.INVALID, f"A workspace can have at most {MAX_PURCHASED} seats.")
+    entry = _record(session, locked, count, KIND_PURCHASE, reason or f"bought {count} seat(s)", actor)
+    await session.flush()
+    return entry
+
+
+async def set_purchased(
+    session: AsyncSession, workspace: Workspace, purchased: int, *, actor: str, reason: str = ""
+) -> SeatLedgerEntry | None:
+    """The operator's override of the purchased count (members above it stay; new ones need seats)."""
+    if not 0 <= purchased <= MAX_PURCHASED:
+        raise DomainError(Kind.INVALID, f"The purchased seat count must be between 0 and {MAX_PURCHASED}.")
+    locked = await lock_workspace(session, workspace.id)
+    delta = purchased - locked.seats_purchased
+    if delta == 0:
+        return None
+    entry = _record(session, locked, delta, KIND_OPERATOR, reason or f"set to {purchased} seat(s)", actor)
+    await session.flush()
+    return entry
+
+
+async def ledger(session: AsyncSession, workspace_id: str, *, limit: int = 100) -> list[SeatLedgerEntry]:
+    """The newest entries first."""
+    result = await session.execute(
+        select(SeatLedgerEntry)
+        .where(SeatLedgerEntry.workspace_id == workspace_id)
+        .order_by(SeatLedgerEntry.id.desc())
+        .limit(limit)
+    )
+    return list(result.scalars())

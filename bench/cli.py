@@ -43,7 +43,7 @@ def _measure_provisio(
     with ProvisioServer(
         backend, pinning, pg_admin_url=opts.pg_url, seats=_seats(users), profile=profile
     ) as target:
-        run: TargetRun = _run(measure(target, opts, users, scenarios))
+        run: TargetRun = _run(measure(target, opts, pinning, users, scenarios))
         return run
 
 
@@ -51,13 +51,13 @@ def _measure_peer(opts: Options, pinning: Pinning, scenarios: tuple[str, ...]) -
     print(f"reference server: starting, seeding {opts.users:,} users", file=sys.stderr, flush=True)
     with PeerServer(pinning) as target:
         peer_target: Target = target
-        run: TargetRun = _run(measure(peer_target, opts, opts.users, scenarios))
+        run: TargetRun = _run(measure(peer_target, opts, pinning, opts.users, scenarios))
         return run
 
 
 def main(argv: list[str] | None = None) -> int:
     opts = parse(argv)
-    pinning = Pinning.choose(opts.pin)
+    pinning = Pinning.choose(opts.pin, opts.nice)
     pinning.pin_self()
     started = time.time()
     info = report.machine()

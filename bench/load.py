@@ -118,6 +118,7 @@ class RunStats:
             "mean_ms": round(sum(lat) / len(lat), 2) if lat else 0.0,
             # Shares of one core: the generator near 1.0 may be the bottleneck; "other" is noise.
             "server_cpu": round(self.cpu.server, 3),
+            "database_cpu": round(self.cpu.database, 3),
             "generator_cpu": round(self.cpu.generator, 3),
             "other_cpu": round(self.cpu.other, 3),
             "error_samples": self.error_samples,
@@ -125,7 +126,13 @@ class RunStats:
 
 
 async def run_load(
-    factory: OpFactory, *, concurrency: int, max_requests: int | None, seconds: float, server_pid: int | None
+    factory: OpFactory,
+    *,
+    concurrency: int,
+    max_requests: int | None,
+    seconds: float,
+    server_pid: int | None,
+    database_marker: str | None = None,
 ) -> RunStats:
     """Drive ``concurrency`` workers until ``max_requests`` were issued or ``seconds`` passed."""
     ops = [factory(w) for w in range(concurrency)]
@@ -136,7 +143,7 @@ async def run_load(
     limit = max_requests if max_requests is not None else math.inf
     start = time.perf_counter()
     deadline = start + seconds
-    before = CpuSnapshot.take(server_pid)
+    before = CpuSnapshot.take(server_pid, database_marker)
 
     async def worker(op: Op) -> None:
         nonlocal issued, errors
@@ -153,7 +160,7 @@ async def run_load(
             latencies.append((time.perf_counter() - t0) * 1000.0)
 
     await asyncio.gather(*(worker(op) for op in ops))
-    after = CpuSnapshot.take(server_pid)
+    after = CpuSnapshot.take(server_pid, database_marker)
     return RunStats(
         requests=len(latencies),
         errors=errors,

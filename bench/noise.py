@@ -35,17 +35,44 @@ def process_seconds(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
 
 
+def database_pids(marker: str | None) -> list[int]:
+    """The PostgreSQL backends serving our database (their command line names it)."""
+    if not marker:
+        return []
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if cmdline.startswith(b"postgres:") and marker.encode() in cmdline:
+            pids.append(int(entry.name))
+    return pids
+
+
+def database_seconds(marker: str | None) -> float:
+    """CPU-seconds used by the PostgreSQL backends serving our database."""
+    return sum(process_seconds(pid) for pid in database_pids(marker))
+
+
 @dataclass(frozen=True)
 class CpuSnapshot:
     wall: float
     machine: float
     server: float
+    database: float
     generator: float
 
     @classmethod
-    def take(cls, server_pid: int | None) -> CpuSnapshot:
+    def take(cls, server_pid: int | None, database_marker: str | None = None) -> CpuSnapshot:
         return cls(
-            time.perf_counter(), machine_busy_seconds(), process_seconds(server_pid), time.process_time()
+            time.perf_counter(),
+            machine_busy_seconds(),
+            process_seconds(server_pid),
+            database_seconds(database_marker),
+            time.process_time(),
         )
 
 
@@ -54,6 +81,7 @@ class CpuUse:
     """Shares of one core over a run: 1.0 is one core fully busy."""
 
     server: float
+    database: float  # PostgreSQL's backends for our database (SQLite runs inside the server)
     generator: float
     other: float
 
@@ -61,9 +89,10 @@ class CpuUse:
     def between(cls, a: CpuSnapshot, b: CpuSnapshot) -> CpuUse:
         wall = max(b.wall - a.wall, 1e-9)
         server = (b.server - a.server) / wall
+        database = (b.database - a.database) / wall
         generator = (b.generator - a.generator) / wall
-        other = max(0.0, (b.machine - a.machine) / wall - server - generator)
-        return cls(server=server, generator=generator, other=other)
+        other = max(0.0, (b.machine - a.machine) / wall - server - database - generator)
+        return cls(server=server, database=database, generator=generator, other=other)
 
 
 async def wait_for_quiet(max_wait: float, threshold: float = 0.15, sample: float = 1.0) -> float:

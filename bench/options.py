@@ -11,6 +11,7 @@ from pathlib import Path
 from bench.scenarios import BY_NAME, SCENARIOS
 from bench.server import BACKENDS, DEFAULT_PG_URL
 
+SQL_SEED_ABOVE = 20_000
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
@@ -29,6 +30,7 @@ class Options:
     scale: bool
     scenarios: tuple[str, ...]
     seed_concurrency: int
+    seed_method: str
     pin: bool
     ceiling: bool
     pg_url: str
@@ -36,6 +38,7 @@ class Options:
     quick: bool
     quiet_wait: float
     profile_dir: Path | None
+    nice: int
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -134,12 +137,27 @@ def parser() -> argparse.ArgumentParser:
         help="where to write the JSON results (default bench/results/bench-<time>.json)",
     )
     p.add_argument(
+        "--seed",
+        choices=("auto", "api", "sql"),
+        default="auto",
+        help="how provisio is seeded: through the SCIM API, or the first 100 users through it and the rest "
+        f"cloned straight into the database (auto: sql above {SQL_SEED_ABOVE} users); the reference server "
+        "is always seeded through its API",
+    )
+    p.add_argument(
         "--quiet-wait",
         type=float,
         default=0.0,
         metavar="SECONDS",
         help="before each scenario, wait up to this long until other processes use under 15%% of a core "
         "(the tables show the other processes' CPU either way)",
+    )
+    p.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        help="scheduling priority of the server, its PostgreSQL backends and the load generator, e.g. -10 "
+        "on a shared machine (needs root; default 0: unchanged)",
     )
     p.add_argument(
         "--profile",
@@ -179,6 +197,7 @@ def parse(argv: list[str] | None = None) -> Options:
         scale=bool(args.scale),
         scenarios=tuple(s.name for s in SCENARIOS if s.name in args.scenarios),
         seed_concurrency=max(1, args.seed_concurrency),
+        seed_method=args.seed,
         pin=bool(args.pin),
         ceiling=bool(args.ceiling),
         pg_url=args.pg_url,
@@ -186,4 +205,5 @@ def parse(argv: list[str] | None = None) -> Options:
         quick=quick,
         quiet_wait=max(0.0, args.quiet_wait),
         profile_dir=args.profile,
+        nice=args.nice,
     )

@@ -42,7 +42,10 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def _cpu(stats: dict[str, Any]) -> str:
-    return f"{stats['server_cpu']:.0%} / {stats['generator_cpu']:.0%} / {stats['other_cpu']:.0%}"
+    return (
+        f"{stats['server_cpu']:.0%} / {stats.get('database_cpu', 0):.0%} / {stats['generator_cpu']:.0%}"
+        f" / {stats['other_cpu']:.0%}"
+    )
 
 
 def _fmt(value: float, digits: int = 1) -> str:
@@ -51,7 +54,7 @@ def _fmt(value: float, digits: int = 1) -> str:
 
 def target_table(run: TargetRun) -> str:
     repeats = max((m.repeat for m in run.measurements), default=1)
-    header = ["scenario", "req/s", "p50 ms", "p99 ms", "requests", "errors", "CPU server/gen/other"]
+    header = ["scenario", "req/s", "p50 ms", "p99 ms", "requests", "errors", "CPU server/db/gen/other"]
     if repeats > 1:
         header.append(f"req/s over {repeats} runs (min-max, spread)")
     rows = []
@@ -81,7 +84,7 @@ def target_table(run: TargetRun) -> str:
         rows.append(row)
     title = (
         f"**{NAMES.get(run.label, run.label)}**, {run.users:,} users "
-        f"(seeded through the API in {run.seed_seconds:.1f} s, {run.users / run.seed_seconds:,.0f}/s)"
+        f"(seeded by {run.seed_method} in {run.seed_seconds:.1f} s, {run.users / run.seed_seconds:,.0f}/s)"
     )
     notes = [f"- {name}: {why}" for name, why in run.skipped.items()]
     noisiest = max((m.stats["other_cpu"] for m in run.measurements), default=0.0)

@@ -8,11 +8,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.load import RunStats, ScimClient, run_load
-from bench.noise import wait_for_quiet
-from bench.options import Options
+from bench.noise import database_pids, wait_for_quiet
+from bench.options import SQL_SEED_ABOVE, Options
+from bench.pinning import Pinning
 from bench.scenarios import BY_NAME, Context, Scenario
+from bench.sqlseed import seed_sql
 from bench.target import Target
-from bench.users import seed
+from bench.users import SeededUser, seed
+
+SQL_TEMPLATE_USERS = 100  # seeded through the API before the SQL clone, which copies the first
 
 
 @dataclass
@@ -38,6 +42,7 @@ class TargetRun:
     label: str
     users: int
     seed_seconds: float
+    seed_method: str
     measurements: list[Measurement] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)  # scenario -> why
 
@@ -47,6 +52,7 @@ class TargetRun:
             "users": self.users,
             "seed_seconds": round(self.seed_seconds, 2),
             "seed_rate": round(self.users / self.seed_seconds, 1) if self.seed_seconds else None,
+            "seed_method": self.seed_method,
             "skipped": self.skipped,
             "measurements": [m.as_json() for m in self.measurements],
         }
@@ -66,7 +72,8 @@ def _progress(label: str, users: int, scenario: str, repeat: int, stats: RunStat
         f"  {label:<10} N={users:<7} {scenario:<16} #{repeat} {s['rps']:>9.1f} req/s"
         f"  p50 {s['p50_ms']:>8.2f} ms  p99 {s['p99_ms']:>8.2f} ms"
         f"  n={s['requests']} err={s['errors']}"
-        f"  cpu server {s['server_cpu']:.0%} gen {s['generator_cpu']:.0%} other {s['other_cpu']:.0%}",
+        f"  cpu server {s['server_cpu']:.0%} db {s['database_cpu']:.0%}"
+        f" gen {s['generator_cpu']:.0%} other {s['other_cpu']:.0%}",
         file=sys.stderr,
         flush=True,
     )
@@ -74,19 +81,37 @@ def _progress(label: str, users: int, scenario: str, repeat: int, stats: RunStat
         print(f"      error: {sample}", file=sys.stderr, flush=True)
 
 
-async def measure(target: Target, opts: Options, users: int, scenario_names: tuple[str, ...]) -> TargetRun:
+async def _seed(
+    client: ScimClient, target: Target, opts: Options, users: int
+) -> tuple[list[SeededUser], float, str]:
+    """Seed through the API, or (large N) a template through it and the rest straight into the database."""
+    method = opts.seed_method
+    if method == "auto":
+        method = "sql" if users > SQL_SEED_ABOVE else "api"
+    if method == "api" or target.database_url is None:
+        seeded, seconds = await seed(client, users, opts.seed_concurrency, target.label)
+        return seeded, seconds, "api"
+    head = min(users, SQL_TEMPLATE_USERS)
+    seeded, api_seconds = await seed(client, head, opts.seed_concurrency, target.label)
+    rest, sql_seconds = await seed_sql(target.database_url, seeded[0].id, head, users - head)
+    return seeded + rest, api_seconds + sql_seconds, f"sql (first {head} through the API)"
+
+
+async def measure(
+    target: Target, opts: Options, pinning: Pinning, users: int, scenario_names: tuple[str, ...]
+) -> TargetRun:
     """Seed ``users`` users into ``target`` and run the scenarios on it."""
     is_peer = target.label == "peer"
     client = ScimClient(target, connections=max(opts.concurrency, opts.seed_concurrency))
     try:
-        seeded, seed_seconds = await seed(client, users, opts.seed_concurrency, target.label)
+        seeded, seed_seconds, method = await _seed(client, target, opts, users)
         print(
             f"  seeded {users} users into {target.label} in {seed_seconds:.1f} s "
             f"({users / seed_seconds:.0f}/s)",
             file=sys.stderr,
             flush=True,
         )
-        run = TargetRun(label=target.label, users=users, seed_seconds=seed_seconds)
+        run = TargetRun(label=target.label, users=users, seed_seconds=seed_seconds, seed_method=method)
         ctx = Context(
             client=client, target=target, users=seeded, seed=users, tag=f"{int(time.time() * 1000):x}"
         )
@@ -97,6 +122,7 @@ async def measure(target: Target, opts: Options, users: int, scenario_names: tup
                 continue
             max_requests, seconds, warmup = _limits(scenario, opts, is_peer)
             factory = scenario.build(ctx)
+            pinning.renice(database_pids(target.database_marker))
             if opts.quiet_wait > 0:
                 await wait_for_quiet(opts.quiet_wait)
             if warmup > 0:
@@ -110,6 +136,7 @@ async def measure(target: Target, opts: Options, users: int, scenario_names: tup
                     max_requests=max_requests,
                     seconds=seconds,
                     server_pid=target.pid,
+                    database_marker=target.database_marker,
                 )
                 _progress(target.label, users, name, repeat + 1, stats)
                 run.measurements.append(Measurement(target.label, users, name, repeat + 1, stats.summary()))

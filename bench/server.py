@@ -209,6 +209,8 @@ class ProvisioServer:
             token=str(token["token"]),
             trivial_url=f"{self.base}/healthz",
             pid=self.proc.pid,
+            database_url=env["PROVISIO_DATABASE_URL"],
+            database_marker=self.pg_database,
         )
 
     def __exit__(

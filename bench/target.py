@@ -14,3 +14,5 @@ class Target:
     token: str
     trivial_url: str  # the cheapest endpoint it has, for the "trivial" scenario
     pid: int
+    database_url: str | None = None  # provisio's database, for seeding large N directly
+    database_marker: str | None = None  # PostgreSQL database name, to account its backends' CPU

@@ -42,7 +42,9 @@ def test_cli_workspace_and_token_json(tmp_path: Path) -> None:
     listed = json.loads(cli(url, "token", "list", "acme-inc", "--json").stdout)
     assert [t["id"] for t in listed["tokens"]] == [tok["id"]]
     assert tok["token"] not in json.dumps(listed)  # only hashes are stored
-    assert json.loads(cli(url, "token", "revoke", "acme-inc", tok["id"], "--json").stdout) == {"revoked": True}
+    assert json.loads(cli(url, "token", "revoke", "acme-inc", tok["id"], "--json").stdout) == {
+        "revoked": True
+    }
 
     dup = cli(url, "workspace", "create", "Acme Inc", "--key", "acme-inc", "--json")
     assert dup.returncode == 1 and "already exists" in dup.stderr

@@ -45,23 +45,29 @@ class Pinning:
         """Place this process (the load generator); children inherit it until they are placed themselves."""
         if self.enabled:
             os.sched_setaffinity(0, {self.load_cpu})
-        self._renice(os.getpid())
+        self._renice(os.getpid(), own_session=True)
 
     def pin_server(self, pid: int) -> None:
+        """Place a server we started in a session of its own."""
         if self.enabled:
             for tid in _threads(pid):
                 with contextlib.suppress(OSError):  # a thread that just ended
                     os.sched_setaffinity(tid, {self.server_cpu})
-        self._renice(pid)
+        self._renice(pid, own_session=True)
 
     def renice(self, pids: list[int]) -> None:
         """Give other processes of the system under test (PostgreSQL backends) our priority."""
         for pid in pids:
-            self._renice(pid)
+            self._renice(pid, own_session=False)
 
-    def _renice(self, pid: int) -> None:
+    def _renice(self, pid: int, *, own_session: bool) -> None:
         if self.nice == 0:
             return
+        if own_session:
+            # With autogroup scheduling, niceness only ranks threads within their session's group; the
+            # group's own niceness ranks it against other sessions (such as other people's test runs).
+            with contextlib.suppress(OSError):
+                Path(f"/proc/{pid}/autogroup").write_text(str(self.nice))
         for tid in _threads(pid):
             try:
                 os.setpriority(os.PRIO_PROCESS, tid, self.nice)

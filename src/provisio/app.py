@@ -14,6 +14,7 @@ from provisio.config import Settings, get_settings
 from provisio.console.install import install_console
 from provisio.db.engine import Database
 from provisio.db.migrate import check_current
+from provisio.guards import RejectNulMiddleware
 from provisio.logging import configure_logging
 from provisio.metrics import MetricsMiddleware, metrics_endpoint
 from provisio.scim.paths import ScimTrailingSlashMiddleware
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(ScimTrailingSlashMiddleware)
+    app.add_middleware(RejectNulMiddleware)
     app.include_router(scim_router)
     install_console(app)  # admin console, consent page and OAuth endpoints (provisio.console, provisio.oauth)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)

@@ -20,7 +20,7 @@ from provisio.domain import redirect_uris as redirect_service
 from provisio.domain import scim_credentials as credential_service
 from provisio.domain import scim_settings as settings_service
 from provisio.domain import workspaces as workspace_service
-from provisio.domain.scim_credentials import hash_secret
+from provisio.domain.hashing import hash_secret
 from provisio.domain.scim_methods import ScimMethod
 
 OKTA_CALLBACK = "https://system-admin.okta.com/admin/app/cpc/acme_app_1/oauth/callback"

@@ -253,3 +253,70 @@ async def test_trailing_slashes_are_the_same_resource(client: httpx.AsyncClient,
     assert (await client.get(f"{tenant.base}/Schemas/", headers=tenant.headers)).status_code == 200
     r = await client.delete(f"{tenant.base}/Users/", headers=tenant.headers)
     assert r.status_code == 405 and r.headers["allow"] == "GET, POST"
+
+
+@pytest.mark.parametrize(
+    "sort_by",
+    [
+        "userName",
+        "displayName",
+        "name.givenName",
+        "name.familyName",
+        "meta.created",
+        "meta.lastModified",
+        "externalId",
+        "title",
+        "active",
+        "emails",
+        "id",
+    ],
+)
+async def test_cursor_walk_for_every_sort_key(
+    client: httpx.AsyncClient, tenant: Tenant, sort_by: str
+) -> None:
+    h = tenant.headers
+    for i in range(7):
+        body = okta_user(f"walk{i}@example.com", given=f"G{i % 3}")
+        if i % 2:  # some users lack the optional attributes, so NULL keys are walked too
+            body = {k: v for k, v in body.items() if k not in ("displayName", "externalId", "name")}
+        assert (await client.post(f"{tenant.base}/Users", json=body, headers=h)).status_code == 201
+    for order in ("ascending", "descending"):
+        seen: list[str] = []
+        params: dict[str, object] = {"cursor": "", "count": 2, "sortBy": sort_by, "sortOrder": order}
+        for _ in range(10):
+            r = await client.get(f"{tenant.base}/Users", params=params, headers=h)
+            assert r.status_code == 200, r.text
+            seen += [u["id"] for u in r.json()["Resources"]]
+            if "nextCursor" not in r.json():
+                break
+            params["cursor"] = r.json()["nextCursor"]
+        assert len(seen) == len(set(seen)) == 7, (order, seen)
+
+
+async def test_huge_start_index_is_an_empty_page(client: httpx.AsyncClient, tenant: Tenant) -> None:
+    r = await client.get(
+        f"{tenant.base}/Users", params={"startIndex": "99999999999999999999999"}, headers=tenant.headers
+    )
+    assert r.status_code == 200 and r.json()["Resources"] == []
+
+
+async def test_values_too_long_for_storage_are_clear_400s(client: httpx.AsyncClient, tenant: Tenant) -> None:
+    for body in (
+        okta_user("x" * 600 + "@example.com"),
+        okta_user("long@example.com") | {"displayName": "d" * 513},
+        okta_user("long@example.com") | {"externalId": "e" * 513},
+    ):
+        r = await client.post(f"{tenant.base}/Users", json=body, headers=tenant.headers)
+        err = assert_error(r, 400, "invalidValue")
+        assert "at most" in err["detail"]
+    r = await client.post(
+        f"{tenant.base}/Users",
+        json=okta_user("nul@example.com") | {"title": "a\u0000b"},
+        headers=tenant.headers,
+    )
+    assert_error(r, 400, "invalidValue")
+    for path in ("/Users/%00", "/Users?filter=userName%20eq%20%22%00%22"):
+        r = await client.get(f"{tenant.base}{path}", headers=tenant.headers)
+        assert r.status_code in (400, 404) and r.json()["schemas"] == [ERROR]
+    r = await client.get("/scim/v2/a%00b/Users", headers=tenant.headers)
+    assert r.status_code in (400, 401) and r.json()["schemas"] == [ERROR]

@@ -8,7 +8,10 @@ from starlette.responses import RedirectResponse, Response
 
 from provisio.console import csrf
 from provisio.console.auth_routes import router as auth_router
+from provisio.console.billing_routes import router as billing_router
 from provisio.console.deps import LoginRequired, PageError
+from provisio.console.domains_routes import router as domains_router
+from provisio.console.members_routes import router as members_router
 from provisio.console.scim_routes import router as scim_router
 from provisio.console.sessions import signed_in
 from provisio.console.static import router as static_router
@@ -45,6 +48,9 @@ def install_console(app: FastAPI) -> None:
     app.include_router(static_router)
     app.include_router(auth_router)
     app.include_router(scim_router)
+    app.include_router(members_router)
+    app.include_router(billing_router)
+    app.include_router(domains_router)
     app.include_router(oauth_router)
     app.add_exception_handler(LoginRequired, _login_required)
     app.add_exception_handler(PageError, _page_error)

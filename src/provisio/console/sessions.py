@@ -14,7 +14,7 @@ from starlette.responses import Response
 from provisio.config import Settings
 from provisio.db.engine import Database
 from provisio.db.models import Admin, ConsoleSession, utcnow
-from provisio.domain.scim_credentials import hash_secret
+from provisio.domain.hashing import hash_secret
 
 COOKIE = "provisio_session"
 

@@ -84,6 +84,9 @@ class Workspace(Base):
     license_max_seats: Mapped[int | None] = mapped_column(Integer)
     # Members whose e-mail is outside the verified domains are refused unless this is on (issue 5).
     allow_other_domains: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    # Members SCIM can see (not deleted), kept by domain.members so that an unfiltered list answers
+    # totalResults without counting the whole workspace on every page.
+    member_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
 
 class Person(Base):

@@ -281,3 +281,9 @@ async def check_member_email(session: AsyncSession, workspace: Workspace, email:
             f"{listed}). Verify {domain} in {SETTINGS_HINT}, use the user's address in a verified domain, or "
             f'turn on "Allow other domains" there.',
         )
+
+
+async def set_allow_other_domains(session: AsyncSession, workspace: Workspace, allow: bool) -> None:
+    """Accept members whose e-mail is outside the verified domains (a verified domain is still needed)."""
+    workspace.allow_other_domains = allow
+    await session.flush()

@@ -19,15 +19,16 @@ async def record_event(
     user_name: str | None = None,
     detail: str | None = None,
 ) -> None:
+    # The log must never be what fails: values a client sent are cut to their column's width.
     session.add(
         ProvisioningEvent(
             workspace_id=workspace_id,
-            actor=actor,
-            action=action,
+            actor=actor[:200],
+            action=action[:40],
             outcome=outcome,
             status=status,
-            member_id=member_id,
-            user_name=user_name,
+            member_id=member_id if member_id is None or len(member_id) <= 36 else None,
+            user_name=user_name[:512] if user_name else user_name,
             detail=detail,
         )
     )

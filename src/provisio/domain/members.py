@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, Select, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -42,6 +42,48 @@ def _clean(doc: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in doc.items() if k not in SERVER_KEYS}
 
 
+def is_active(doc: dict[str, Any]) -> bool:
+    """RFC 7643 §4.1.1 leaves an absent ``active`` to the server: a provisioned user is active."""
+    return doc.get("active", True) is not False
+
+
+def _column_limit(column: Any) -> int:
+    return int(column.type.length)
+
+
+# Attributes copied into fixed-width columns, with the column that bounds them.
+_BOUNDED = (
+    ("userName", Member.__table__.c.user_name),
+    ("externalId", Member.__table__.c.external_id),
+    ("displayName", Member.__table__.c.display_name),
+    ("name.givenName", Member.__table__.c.given_name),
+    ("name.familyName", Member.__table__.c.family_name),
+    ("the primary e-mail", Member.__table__.c.email_lower),
+)
+
+
+def _check_lengths(doc: dict[str, Any]) -> None:
+    """Refuse values longer than their column, before any row is touched."""
+    raw_name = doc.get("name")
+    name: dict[str, Any] = raw_name if isinstance(raw_name, dict) else {}
+    values = {
+        "userName": doc["userName"],
+        "externalId": doc.get("externalId"),
+        "displayName": doc.get("displayName"),
+        "name.givenName": name.get("givenName"),
+        "name.familyName": name.get("familyName"),
+        "the primary e-mail": primary_email(doc),
+    }
+    for label, column in _BOUNDED:
+        value = values.get(label)
+        if value is not None and len(value) > _column_limit(column):
+            raise DomainError(
+                Kind.INVALID,
+                f"{label} is {len(value)} characters long; this server accepts at most "
+                f"{_column_limit(column)}. Shorten it in your identity provider.",
+            )
+
+
 def _sync_columns(member: Member, doc: dict[str, Any]) -> None:
     """Copy the filtered, sorted and enforced attributes out of the document."""
     raw_name = doc.get("name")
@@ -51,7 +93,7 @@ def _sync_columns(member: Member, doc: dict[str, Any]) -> None:
     member.user_name = doc["userName"]
     member.user_name_lower = doc["userName"].lower()
     member.external_id = doc.get("externalId")
-    member.active = doc.get("active", True) is not False
+    member.active = is_active(doc)
     member.display_name = doc.get("displayName")
     member.given_name = name.get("givenName")
     member.family_name = name.get("familyName")
@@ -113,6 +155,7 @@ async def create_member(
     session: AsyncSession, workspace: Workspace, doc: dict[str, Any], *, actor: str = "SCIM client"
 ) -> Member:
     doc = _clean(doc)
+    _check_lengths(doc)
     await _ensure_user_name_free(session, workspace, doc["userName"], None)
     # Verified domain, one workspace per person, a seat (provisio.domain.membership).
     person = await membership.admit(
@@ -120,7 +163,7 @@ async def create_member(
         workspace,
         email=primary_email(doc),
         user_name=doc["userName"],
-        active=doc.get("active", True) is not False,
+        active=is_active(doc),
         needs_seat=True,
         find_person=_person_for,
         actor=actor,
@@ -137,7 +180,17 @@ async def create_member(
     _sync_columns(member, doc)
     session.add(member)
     await _flush_unique(session, doc["userName"])
+    await _count_members(session, workspace, +1)
     return member
+
+
+async def _count_members(session: AsyncSession, workspace: Workspace, delta: int) -> None:
+    # An atomic increment: concurrent writers on PostgreSQL queue on the row instead of losing updates.
+    await session.execute(
+        update(Workspace)
+        .where(Workspace.id == workspace.id)
+        .values(member_count=Workspace.member_count + delta)
+    )
 
 
 def _member_query(workspace: Workspace) -> Select[Member]:
@@ -178,10 +231,11 @@ async def replace_member(
     doc = _clean(doc)
     if doc == member.doc:
         return False
+    _check_lengths(doc)
     if doc["userName"].lower() != member.user_name_lower:
         await _ensure_user_name_free(session, workspace, doc["userName"], member.id)
     new_email = primary_email(doc)
-    active = doc.get("active", True) is not False
+    active = is_active(doc)
     email_changed = (new_email or "").lower() != (member.email_lower or "")
     reactivating = active and not member.active
     if email_changed or reactivating:
@@ -204,7 +258,7 @@ async def replace_member(
     return True
 
 
-async def delete_member(session: AsyncSession, member: Member) -> None:
+async def delete_member(session: AsyncSession, workspace: Workspace, member: Member) -> None:
     """Deactivate and unlink: SCIM no longer sees the member; the data stays for the workspace."""
     now = utcnow()
     member.active = False
@@ -212,6 +266,7 @@ async def delete_member(session: AsyncSession, member: Member) -> None:
     member.modified_at = now
     member.version += 1
     await session.flush()
+    await _count_members(session, workspace, -1)
 
 
 @dataclass(frozen=True)
@@ -229,21 +284,30 @@ async def list_members(
     order_by: Sequence[ColumnElement[Any]],
     offset: int,
     limit: int,
-    total_where: ColumnElement[bool] | None = None,
+    keyset: ColumnElement[bool] | None = None,
     key: ColumnElement[Any] | None = None,
 ) -> Page:
-    """A page of members; ``total`` counts the rows matching ``total_where`` (default: ``where``)."""
+    """A page of the members matching ``where``, after ``keyset`` when given; ``total`` counts ``where``.
+
+    An unfiltered total is the workspace's kept member count, so a page costs the same in a workspace
+    of a thousand members as in one of a hundred thousand.
+    """
     base = _member_query(workspace)
-    query = base.where(where) if where is not None else base
-    counted = base.where(total_where) if total_where is not None else query
-    count_query = select(func.count()).select_from(counted.with_only_columns(Member.id).subquery())
+    if where is None:
+        count_query = select(Workspace.member_count).where(Workspace.id == workspace.id)
+    else:
+        base = base.where(where)
+        count_query = select(func.count()).select_from(base.with_only_columns(Member.id).subquery())
     total = int((await session.execute(count_query)).scalar_one())
     members: list[Member] = []
     keys: list[Any] = []
     if limit > 0:
-        page = query.add_columns(key) if key is not None else query
+        page = base.where(keyset) if keyset is not None else base
+        if key is not None:
+            page = page.add_columns(key)
         result = await session.execute(page.order_by(*order_by).offset(offset).limit(limit))
-        for row in result:
+        rows: Sequence[Any] = result.all()
+        for row in rows:
             members.append(row[0])
             keys.append(row[1] if key is not None else None)
     return Page(total=total, members=members, keys=keys)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ipaddress
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, select
+from sqlalchemy import Select, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from provisio.db.models import OAuthRedirectUri, Workspace
@@ -52,12 +52,18 @@ def validate_redirect_uri(uri: str) -> str:
     return uri
 
 
-async def list_redirect_uris(session: AsyncSession, workspace_id: str) -> list[str]:
-    result = await session.execute(
+def redirect_uris_query(workspace_id: str) -> Select[str]:
+    """The workspace's redirect URIs in the order they were added (also run by the synchronous OAuth
+    server, ``provisio.oauth.clients``)."""
+    return (
         select(OAuthRedirectUri.uri)
         .where(OAuthRedirectUri.workspace_id == workspace_id)
         .order_by(OAuthRedirectUri.created_at, OAuthRedirectUri.uri)
     )
+
+
+async def list_redirect_uris(session: AsyncSession, workspace_id: str) -> list[str]:
+    result = await session.execute(redirect_uris_query(workspace_id))
     return list(result.scalars())
 
 

@@ -4,8 +4,6 @@ credentials and every token issued with them at once."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 from dataclasses import dataclass
 
@@ -15,19 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from provisio.db.models import OAuthAuthorizationCode, OAuthClient, OAuthToken, ScimToken, Workspace, utcnow
 from provisio.domain import tokens as token_service
 from provisio.domain.errors import DomainError, Kind
+from provisio.domain.hashing import hash_secret
 from provisio.domain.scim_methods import OAUTH_METHODS, ScimMethod
 
 CLIENT_ID_PREFIX = "pvc_"
 CLIENT_SECRET_PREFIX = "pvcs_"
-
-
-def hash_secret(secret: str) -> str:
-    # Secrets are 256-bit random values: a fast hash cannot be brute-forced, so no salt or KDF is needed.
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def secret_matches(secret: str, secret_hash: str) -> bool:
-    return hmac.compare_digest(hash_secret(secret), secret_hash)
 
 
 @dataclass(frozen=True)

@@ -160,3 +160,22 @@ async def ledger(session: AsyncSession, workspace_id: str, *, limit: int = 100) 
         .limit(limit)
     )
     return list(result.scalars())
+
+
+@dataclass(frozen=True)
+class LedgerPage:
+    total: int
+    entries: list[SeatLedgerEntry]
+
+
+async def ledger_page(session: AsyncSession, workspace_id: str, *, offset: int, limit: int) -> LedgerPage:
+    """One page of the ledger, newest first, and how many entries there are in all (the console)."""
+    total = await session.scalar(select(func.count()).where(SeatLedgerEntry.workspace_id == workspace_id))
+    result = await session.execute(
+        select(SeatLedgerEntry)
+        .where(SeatLedgerEntry.workspace_id == workspace_id)
+        .order_by(SeatLedgerEntry.id.desc())
+        .offset(max(offset, 0))
+        .limit(limit)
+    )
+    return LedgerPage(total=int(total or 0), entries=list(result.scalars()))

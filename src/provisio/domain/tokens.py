@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 
@@ -10,13 +9,13 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from provisio.db.models import ScimToken, Workspace, utcnow
+from provisio.domain.hashing import hash_secret
 
 TOKEN_PREFIX = "pvs_"
 
 
-def hash_token(token: str) -> str:
-    # Tokens are 256-bit random values, so a fast unsalted hash is enough (no dictionary to attack).
-    return hashlib.sha256(token.encode()).hexdigest()
+# The old name, still imported by ``provisio.scim.auth``; new code imports ``hash_secret``.
+hash_token = hash_secret
 
 
 @dataclass(frozen=True)
@@ -27,20 +26,10 @@ class IssuedToken:
 
 async def create_token(session: AsyncSession, workspace: Workspace, label: str = "") -> IssuedToken:
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    row = ScimToken(workspace_id=workspace.id, token_hash=hash_token(token), label=label)
+    row = ScimToken(workspace_id=workspace.id, token_hash=hash_secret(token), label=label)
     session.add(row)
     await session.flush()
     return IssuedToken(id=row.id, token=token)
-
-
-async def workspace_for_token(session: AsyncSession, token: str) -> str | None:
-    """The id of the workspace a live token belongs to, or None."""
-    result = await session.execute(
-        select(ScimToken.workspace_id).where(
-            ScimToken.token_hash == hash_token(token), ScimToken.revoked_at.is_(None)
-        )
-    )
-    return result.scalar_one_or_none()
 
 
 async def revoke_token(session: AsyncSession, workspace: Workspace, token_id: str) -> bool:

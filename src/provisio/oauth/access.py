@@ -8,15 +8,17 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from provisio.db.models import OAuthClient, OAuthToken, Workspace, utcnow
-from provisio.domain.scim_credentials import hash_secret
+from provisio.domain.hashing import hash_secret
 
 
-async def access_token_valid(
+async def access_token_client(
     session: AsyncSession, workspace: Workspace, token: str, now: datetime | None = None
-) -> bool:
-    """True for a live, unexpired token issued to this workspace's current client for its current method."""
+) -> str | None:
+    """The client ID behind a live, unexpired token issued to this workspace's current client for its
+    current method; None for any other token."""
     result = await session.execute(
-        select(OAuthToken.id)
+        select(OAuthClient.client_id)
+        .select_from(OAuthToken)
         .join(OAuthClient, OAuthClient.id == OAuthToken.client_pk)
         .where(
             OAuthToken.access_token_hash == hash_secret(token),
@@ -27,4 +29,4 @@ async def access_token_valid(
             OAuthClient.grant_method == workspace.scim_auth_method,
         )
     )
-    return result.first() is not None
+    return result.scalar_one_or_none()

@@ -8,8 +8,9 @@ from authlib.oauth2.rfc6749 import ClientMixin, InvalidClientError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from provisio.db.models import OAuthClient, OAuthRedirectUri, Workspace
-from provisio.domain.scim_credentials import secret_matches
+from provisio.db.models import OAuthClient, Workspace
+from provisio.domain.hashing import secret_matches
+from provisio.domain.redirect_uris import redirect_uris_query
 from provisio.domain.scim_methods import ScimMethod
 
 SCIM_SCOPE = "scim"
@@ -30,6 +31,7 @@ class Client(ClientMixin):
     workspace_key: str
     workspace_name: str
     redirect_uris: tuple[str, ...]
+    scim_enabled: bool = True
 
     def get_client_id(self) -> str:
         return self.client_id
@@ -59,7 +61,16 @@ class Client(ClientMixin):
         return grant_type in GRANT_TYPES.get(self.grant_method, frozenset())
 
 
+SCIM_OFF = (
+    "SCIM provisioning is turned off for this workspace. A workspace admin can turn it on in Workspace "
+    "settings > Advanced > SCIM."
+)
+
+
 def load_client(session: Session, client_id: str) -> Client | None:
+    """The live client, whether or not its workspace has SCIM turned on: callers check ``scim_enabled``
+    only once the client has authenticated (``require_enabled``), so the setting is not revealed to
+    anyone who merely knows a client ID."""
     row = session.execute(
         select(OAuthClient, Workspace)
         .join(Workspace, Workspace.id == OAuthClient.workspace_id)
@@ -70,17 +81,7 @@ def load_client(session: Session, client_id: str) -> Client | None:
     client, workspace = row
     if workspace.scim_auth_method != client.grant_method:
         return None
-    if not workspace.scim_enabled:
-        raise InvalidClientError(
-            status_code=401,
-            description="SCIM provisioning is turned off for this workspace. A workspace admin can turn it "
-            "on in Workspace settings > Advanced > SCIM.",
-        )
-    uris = session.execute(
-        select(OAuthRedirectUri.uri)
-        .where(OAuthRedirectUri.workspace_id == workspace.id)
-        .order_by(OAuthRedirectUri.created_at, OAuthRedirectUri.uri)
-    ).scalars()
+    uris = session.execute(redirect_uris_query(workspace.id)).scalars()
     return Client(
         pk=client.id,
         client_id=client.client_id,
@@ -90,4 +91,11 @@ def load_client(session: Session, client_id: str) -> Client | None:
         workspace_key=workspace.key,
         workspace_name=workspace.name,
         redirect_uris=tuple(uris),
+        scim_enabled=workspace.scim_enabled,
     )
+
+
+def require_enabled(client: Client) -> Client:
+    if not client.scim_enabled:
+        raise InvalidClientError(status_code=401, description=SCIM_OFF)
+    return client

@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from provisio.db.models import OAuthAuthorizationCode, utcnow
-from provisio.domain.scim_credentials import hash_secret
+from provisio.domain.hashing import hash_secret
 from provisio.oauth.clients import Client
 from provisio.oauth.token_store import revoke_issued_from_code
 

@@ -7,12 +7,9 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from authlib.oauth2 import OAuth2Error
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from provisio.db.models import WorkspaceAdmin
-from provisio.oauth.clients import Client
+from provisio.oauth.clients import SCIM_OFF, Client
 from provisio.oauth.grants import Grantor
 from provisio.oauth.requests import StarletteOAuth2Request
 from provisio.oauth.server import ProvisioAuthorizationServer
@@ -41,7 +38,8 @@ class ConsentRequest:
     @property
     def idp_name(self) -> str:
         host = self.redirect_host
-        return next((name for domain, name in KNOWN_IDPS.items() if host.endswith(domain)), host)
+        known = (name for domain, name in KNOWN_IDPS.items() if host == domain or host.endswith("." + domain))
+        return next(known, host)
 
 
 @dataclass(frozen=True)
@@ -70,9 +68,12 @@ def _failure(
     return InvalidAuthorization(err.error or "invalid_request", err.description or "")
 
 
-def _validate(
+def validate(
     server: ProvisioAuthorizationServer, request: StarletteOAuth2Request, workspace_key: str | None
 ) -> tuple[object, ConsentRequest] | Outcome:
+    """Authlib's validated grant and what the consent page shows, or why there is no consent to ask for.
+
+    Whether the signed-in person may answer is the caller's check (``admins.is_workspace_admin``)."""
     try:
         grant = server.get_consent_grant(request)
     except OAuth2Error as err:
@@ -84,6 +85,8 @@ def _validate(
             "This client ID belongs to another workspace than the Authorization URL. Copy both from the same "
             "workspace's settings.",
         )
+    if not client.scim_enabled:
+        return InvalidAuthorization("invalid_client", SCIM_OFF)
     consent = ConsentRequest(
         client_id=client.client_id,
         workspace_id=client.workspace_id,
@@ -95,36 +98,14 @@ def _validate(
     return grant, consent
 
 
-def check_request(
-    server: ProvisioAuthorizationServer, request: StarletteOAuth2Request, workspace_key: str | None
-) -> Outcome:
-    result = _validate(server, request, workspace_key)
-    return result[1] if isinstance(result, tuple) else result
-
-
-def _is_admin(session: Session, admin_id: str, workspace_id: str) -> bool:
-    row = session.execute(
-        select(WorkspaceAdmin.admin_id).where(
-            WorkspaceAdmin.admin_id == admin_id, WorkspaceAdmin.workspace_id == workspace_id
-        )
-    ).first()
-    return row is not None
-
-
-def decide(
+def respond(
     server: ProvisioAuthorizationServer,
     request: StarletteOAuth2Request,
-    workspace_key: str | None,
+    grant: object,
     grantor: Grantor,
     allow: bool,
-) -> Outcome:
+) -> Response:
     """Issue a code (allow) or ``access_denied`` (deny) to the validated redirect URI."""
-    result = _validate(server, request, workspace_key)
-    if not isinstance(result, tuple):
-        return result
-    grant, consent = result
-    if grantor.id is None or not _is_admin(server.session, grantor.id, consent.workspace_id):
-        return NotAdmin(consent.workspace_name)
     response: Response = server.create_authorization_response(
         request, grant_user=grantor if allow else None, grant=grant
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from authlib.oauth2.rfc6749 import InvalidRequestError, grants
+from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidRequestError, grants
 from authlib.oauth2.rfc7636 import CodeChallenge
 
 from provisio.oauth import codes, token_store
@@ -84,7 +84,10 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         return Grantor(id=refresh_token.admin_id)
 
     def revoke_old_credential(self, refresh_token: token_store.TokenRecord) -> None:
-        token_store.mark_rotated(self.server.session, refresh_token.id)
+        try:
+            token_store.complete_rotation(self.server.session, refresh_token)
+        except token_store.RotationConflict:
+            raise InvalidGrantError() from None  # the family, new token included, is revoked
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):

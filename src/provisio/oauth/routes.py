@@ -17,10 +17,10 @@ from provisio.console.templating import render
 from provisio.db.engine import Database
 from provisio.domain import admins as admin_service
 from provisio.oauth import consent
-from provisio.oauth.bridge import with_server
+from provisio.oauth.bridge import OAuthTransaction, oauth_transaction, with_server
 from provisio.oauth.grants import Grantor
 from provisio.oauth.metadata import server_metadata
-from provisio.oauth.requests import read_oauth_request
+from provisio.oauth.requests import StarletteOAuth2Request, read_oauth_request
 
 log = structlog.get_logger("provisio.oauth")
 router = APIRouter(include_in_schema=False)
@@ -47,21 +47,34 @@ def _outcome_page(request: Request, outcome: consent.Outcome, who: SignedIn | No
     raise AssertionError(outcome)  # pragma: no cover
 
 
-async def _authorize_get(request: Request, workspace_key: str | None) -> Response:
-    oauth_request = await read_oauth_request(request, query_params=True)
-    outcome = await with_server(
-        _db(request), _settings(request), lambda s: consent.check_request(s, oauth_request, workspace_key)
-    )
-    if not isinstance(outcome, consent.ConsentRequest):
-        return _outcome_page(request, outcome, await signed_in(request))
-    who = await signed_in(request)
+async def _checked(
+    request: Request,
+    transaction: OAuthTransaction,
+    oauth_request: StarletteOAuth2Request,
+    workspace_key: str | None,
+    who: SignedIn | None,
+) -> tuple[object, consent.ConsentRequest] | consent.Outcome:
+    """A valid authorization request that ``who`` may answer (an admin of its workspace), or why not."""
+    result = await transaction.run(lambda s: consent.validate(s, oauth_request, workspace_key))
+    if not isinstance(result, tuple):
+        return result
     if who is None:
         raise LoginRequired(request_path(request))
-    async with _db(request).reading() as session:
-        allowed = await admin_service.is_workspace_admin(session, who.admin_id, outcome.workspace_id)
-    if not allowed:
-        return _outcome_page(request, consent.NotAdmin(outcome.workspace_name), who)
-    return render(request, "consent.html", {"consent": outcome, "who": who, "action": request_path(request)})
+    workspace = result[1]
+    if not await admin_service.is_workspace_admin(transaction.session, who.admin_id, workspace.workspace_id):
+        return consent.NotAdmin(workspace.workspace_name)
+    return result
+
+
+async def _authorize_get(request: Request, workspace_key: str | None) -> Response:
+    oauth_request = await read_oauth_request(request, query_params=True)
+    who = await signed_in(request)
+    async with oauth_transaction(_db(request), _settings(request)) as transaction:
+        result = await _checked(request, transaction, oauth_request, workspace_key, who)
+    if not isinstance(result, tuple):
+        return _outcome_page(request, result, who)
+    context = {"consent": result[1], "who": who, "action": request_path(request)}
+    return render(request, "consent.html", context)
 
 
 async def _authorize_post(request: Request, workspace_key: str | None) -> Response:
@@ -72,14 +85,14 @@ async def _authorize_post(request: Request, workspace_key: str | None) -> Respon
     allow = form.get("decision") == "allow"
     oauth_request = await read_oauth_request(request, query_params=True)
     grantor = Grantor(id=who.admin_id, email=who.email)
-    outcome = await with_server(
-        _db(request),
-        _settings(request),
-        lambda s: consent.decide(s, oauth_request, workspace_key, grantor, allow),
-    )
-    if isinstance(outcome, Response):
-        log.info("oauth.authorization", admin=who.admin_id, allowed=allow, status=outcome.status_code)
-    return _outcome_page(request, outcome, who)
+    async with oauth_transaction(_db(request), _settings(request)) as transaction:
+        result = await _checked(request, transaction, oauth_request, workspace_key, who)
+        if isinstance(result, tuple):
+            grant = result[0]
+            result = await transaction.run(lambda s: consent.respond(s, oauth_request, grant, grantor, allow))
+    if isinstance(result, Response):
+        log.info("oauth.authorization", admin=who.admin_id, allowed=allow, status=result.status_code)
+    return _outcome_page(request, result, who)
 
 
 @router.get("/oauth/{workspace_key}/authorize")

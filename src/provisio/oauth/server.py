@@ -16,7 +16,7 @@ from starlette.responses import Response
 
 from provisio.config import Settings
 from provisio.oauth import token_store
-from provisio.oauth.clients import SCIM_SCOPE, Client, load_client
+from provisio.oauth.clients import SCIM_SCOPE, Client, load_client, require_enabled
 from provisio.oauth.grants import (
     AuthorizationCodeGrant,
     ClientCredentialsGrant,
@@ -45,6 +45,13 @@ class ProvisioAuthorizationServer(AuthorizationServer):
 
     def query_client(self, client_id: str) -> Client | None:
         return load_client(self.session, client_id)
+
+    def authenticate_client(
+        self, request: OAuth2Request, methods: list[str], endpoint: str = "token"
+    ) -> Client:
+        """Token and revocation endpoints: the client's secret first, then whether SCIM is turned on."""
+        client: Client = super().authenticate_client(request, methods, endpoint)
+        return require_enabled(client)
 
     def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
         client: Client = request.client

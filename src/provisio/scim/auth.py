@@ -6,6 +6,8 @@ caller learns nothing about other tenants.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,30 +15,43 @@ from provisio.db.engine import Database
 from provisio.db.models import ScimToken, Workspace
 from provisio.domain.scim_methods import ScimMethod
 from provisio.domain.tokens import hash_token
-from provisio.oauth.access import access_token_valid
+from provisio.oauth.access import access_token_client
 from provisio.scim.errors import ScimError
 
 REALM = "provisio SCIM"
 
 
-async def _workspace_for_token(session: AsyncSession, workspace_key: str, token: str) -> Workspace | None:
-    """The workspace if ``token`` is a live credential of its chosen method: an OAuth access token, or a
-    legacy bearer token only while the workspace uses the bearer method."""
+@dataclass(frozen=True)
+class Caller:
+    """An authenticated SCIM client: its workspace, and how the provisioning log and ledger name it."""
+
+    workspace: Workspace
+    actor: str
+
+
+async def _caller_for_token(session: AsyncSession, workspace_key: str, token: str) -> Caller | None:
+    """The caller if ``token`` is a live credential of the workspace's chosen method: an OAuth access
+    token, or a legacy bearer token only while the workspace uses the bearer method."""
     workspace = (
         await session.execute(select(Workspace).where(Workspace.key == workspace_key))
     ).scalar_one_or_none()
     if workspace is None:
         return None
     if workspace.scim_auth_method != ScimMethod.BEARER.value:
-        return workspace if await access_token_valid(session, workspace, token) else None
-    legacy = await session.execute(
-        select(ScimToken.id).where(
-            ScimToken.workspace_id == workspace.id,
-            ScimToken.token_hash == hash_token(token),
-            ScimToken.revoked_at.is_(None),
+        client_id = await access_token_client(session, workspace, token)
+        return Caller(workspace, f"OAuth client {client_id}") if client_id else None
+    legacy = (
+        await session.execute(
+            select(ScimToken.id, ScimToken.label).where(
+                ScimToken.workspace_id == workspace.id,
+                ScimToken.token_hash == hash_token(token),
+                ScimToken.revoked_at.is_(None),
+            )
         )
-    )
-    return workspace if legacy.first() is not None else None
+    ).first()
+    if legacy is None:
+        return None
+    return Caller(workspace, f"bearer token {legacy.label or legacy.id[:8]}")
 
 
 class Unauthorized(ScimError):
@@ -63,20 +78,20 @@ def bearer_token(authorization: str | None) -> str:
     return token
 
 
-async def authenticate(db: Database, workspace_key: str, authorization: str | None) -> Workspace:
+async def authenticate(db: Database, workspace_key: str, authorization: str | None) -> Caller:
     token = bearer_token(authorization)
     async with db.reading() as session:
-        workspace = await _workspace_for_token(session, workspace_key, token)
-    if workspace is None:
+        caller = await _caller_for_token(session, workspace_key, token)
+    if caller is None:
         raise Unauthorized(
             "The access token is invalid, expired or revoked, or it belongs to another workspace. Check the "
             "Tenant URL and the credentials in Workspace settings > Advanced > SCIM.",
             "invalid_token",
         )
-    if not workspace.scim_enabled:
+    if not caller.workspace.scim_enabled:
         raise Unauthorized(
             "SCIM provisioning is turned off for this workspace. An admin can turn it on in Workspace "
             "settings > Advanced > SCIM.",
             "invalid_token",
         )
-    return workspace
+    return caller

@@ -12,10 +12,11 @@ import hashlib
 import hmac
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, and_, func, literal, or_
+from sqlalchemy import ColumnElement, String, and_, func, literal, or_
 
 from provisio.db.models import Member
 from provisio.scim.errors import EXPIRED_CURSOR, INVALID_CURSOR, INVALID_VALUE, ScimError
@@ -29,15 +30,19 @@ _SORT_COLUMNS: dict[str, Any] = {
     "id": Member.id,
     "username": Member.user_name_lower,
     "externalid": Member.external_id,
-    "displayname": func.lower(Member.display_name),
-    "name.givenname": func.lower(Member.given_name),
-    "name.familyname": func.lower(Member.family_name),
+    "displayname": func.lower(Member.display_name, type_=String),
+    "name.givenname": func.lower(Member.given_name, type_=String),
+    "name.familyname": func.lower(Member.family_name, type_=String),
     "emails": Member.email_lower,
     "emails.value": Member.email_lower,
     "active": Member.active,
     "meta.created": Member.created_at,
     "meta.lastmodified": Member.modified_at,
 }
+
+
+# Beyond any workspace's size; keeps OFFSET within a 64-bit integer on every database.
+MAX_START_INDEX = 2**31
 
 
 @dataclass(frozen=True)
@@ -94,7 +99,7 @@ def parse_params(raw: dict[str, Any], max_results: int) -> ListParams:
         sort_by=_text("sortBy", params.get("sortby")) or None,
         descending=sort_order == "descending",
         # RFC 7644 §3.4.2.4: a startIndex below 1 is read as 1, a negative count as 0.
-        start_index=max(start_index or 1, 1),
+        start_index=min(max(start_index or 1, 1), MAX_START_INDEX),
         count=max(0, min(max_results if count is None else count, max_results)),
         cursor=cursor,
         attributes=_text("attributes", params.get("attributes")),
@@ -103,6 +108,15 @@ def parse_params(raw: dict[str, Any], max_results: int) -> ListParams:
 
 
 def sort_key(schema: ResourceSchema, sort_by: str | None) -> ColumnElement[Any] | None:
+    """The SQL expression rows are ordered by (then by id); text keys sort a missing value as ""."""
+    key = _raw_sort_key(schema, sort_by)
+    if key is not None and _is_text(key) and getattr(key, "nullable", True):
+        # Keyset comparisons must never meet NULL, which compares as unknown.
+        return func.coalesce(key, literal(""), type_=String)
+    return key
+
+
+def _raw_sort_key(schema: ResourceSchema, sort_by: str | None) -> ColumnElement[Any] | None:
     if not sort_by:
         return None
     urn, rest = schema.split_urn(sort_by)
@@ -123,20 +137,19 @@ def sort_key(schema: ResourceSchema, sort_by: str | None) -> ColumnElement[Any] 
         keys.append(sub.name)
     expr = Member.doc[tuple(keys)].as_string() if len(keys) > 1 else Member.doc[keys[0]].as_string()
     leaf = sub or attr
-    return expr if leaf.case_exact else func.lower(expr)
+    return expr if leaf.case_exact else func.lower(expr, type_=String)
 
 
 def order_by(key: ColumnElement[Any] | None, descending: bool) -> list[ColumnElement[Any]]:
     cols: list[ColumnElement[Any]] = []
     if key is not None:
-        k = func.coalesce(key, literal("")) if _is_text(key) else key
-        cols.append(k.desc() if descending else k.asc())
+        cols.append(key.desc() if descending else key.asc())
     cols.append(Member.id.desc() if descending and key is None else Member.id.asc())
     return cols
 
 
 def _is_text(expr: ColumnElement[Any]) -> bool:
-    return expr.type.python_type is str if hasattr(expr.type, "python_type") else False
+    return isinstance(expr.type, String)
 
 
 def filter_clause(params: ListParams, schema: ResourceSchema, dialect: str) -> ColumnElement[bool] | None:
@@ -158,13 +171,11 @@ def _fingerprint(params: ListParams) -> str:
 
 
 def encode_cursor(secret: bytes, params: ListParams, cursor: Cursor, ttl: int) -> str:
+    value = cursor.sort_value
+    # Datetime keys (meta.created, meta.lastModified) travel as ISO text and come back as datetimes.
+    typed = {"dt": value.isoformat()} if isinstance(value, datetime) else {"v": value}
     payload = orjson.dumps(
-        {
-            "v": cursor.sort_value,
-            "id": cursor.last_id,
-            "q": _fingerprint(params),
-            "exp": int(time.time()) + ttl,
-        }
+        {**typed, "id": cursor.last_id, "q": _fingerprint(params), "exp": int(time.time()) + ttl}
     )
     mac = hmac.new(secret, payload, hashlib.sha256).digest()[:16]
     return base64.urlsafe_b64encode(payload + mac).decode().rstrip("=")
@@ -192,6 +203,11 @@ def decode_cursor(secret: bytes, params: ListParams, text: str) -> Cursor:
         raise ScimError(
             400, "The cursor has expired: start the listing again with an empty cursor.", EXPIRED_CURSOR
         )
+    if "dt" in data:
+        try:
+            return Cursor(sort_value=datetime.fromisoformat(data["dt"]), last_id=str(data.get("id")))
+        except (TypeError, ValueError):
+            raise invalid from None
     return Cursor(sort_value=data.get("v"), last_id=str(data.get("id")))
 
 
@@ -199,6 +215,6 @@ def after_cursor(key: ColumnElement[Any] | None, descending: bool, cursor: Curso
     """The keyset condition: rows strictly after the cursor in (sort key, id) order."""
     if key is None:
         return Member.id < cursor.last_id if descending else Member.id > cursor.last_id
-    k = func.coalesce(key, literal("")) if _is_text(key) else key
-    beyond = k < cursor.sort_value if descending else k > cursor.sort_value
-    return or_(beyond, and_(k == cursor.sort_value, Member.id > cursor.last_id))
+    value = literal(cursor.sort_value, type_=key.type)  # a bound value, also for booleans
+    beyond = key < value if descending else key > value
+    return or_(beyond, and_(key == value, Member.id > cursor.last_id))

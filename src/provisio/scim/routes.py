@@ -16,7 +16,6 @@ from fastapi import APIRouter, Depends, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
-from sqlalchemy import true
 
 from provisio.config import Settings
 from provisio.db.engine import Database
@@ -81,6 +80,9 @@ class ScimRoute(APIRoute):
         return scim_handler
 
 
+INTERNAL_ERROR = ScimError(500, "The server failed to handle this request; it has been logged. Retry later.")
+
+
 class MethodNotAllowed(ScimError):
     def __init__(self, detail: str, allow: str) -> None:
         super().__init__(405, detail)
@@ -117,13 +119,13 @@ async def scim_context(
 ) -> ScimContext:
     db: Database = request.app.state.db
     settings: Settings = request.app.state.settings
-    workspace = await authenticate(db, workspace_key, authorization)
+    caller = await authenticate(db, workspace_key, authorization)
     return ScimContext(
         db=db,
         settings=settings,
-        workspace=workspace,
-        base=settings.tenant_url(workspace.key),
-        actor="SCIM client",
+        workspace=caller.workspace,
+        base=settings.tenant_url(caller.workspace.key),
+        actor=caller.actor,
     )
 
 
@@ -138,6 +140,11 @@ async def read_json(request: Request, max_bytes: int) -> Any:
             raise _too_large(max_bytes)
     if not body.strip():
         raise ScimError(400, "The request has no body: send a JSON document.", INVALID_SYNTAX)
+    if b"\\u0000" in body:
+        # JSON allows an escaped NUL, but no stored text can hold one (PostgreSQL refuses it).
+        raise ScimError(
+            400, "The request contains a NUL character (\\u0000), which no value may contain.", INVALID_VALUE
+        )
     try:
         return orjson.loads(bytes(body))
     except orjson.JSONDecodeError as exc:
@@ -187,10 +194,14 @@ def _resource_response(
 async def _write(
     ctx: ScimContext,
     action: str,
-    user_name: str | None,
     operation: Callable[[Any], Awaitable[Member | None]],
+    *,
+    status: int,
+    user_name: str | None = None,
+    member_id: str | None = None,
 ) -> Member | None:
-    """Run ``operation`` in one write transaction and log the outcome; failures are logged separately."""
+    """Run ``operation`` in one write transaction and log the outcome. A failure rolls everything back
+    and is logged in a transaction of its own, so the IdP's error is in the provisioning log too."""
     try:
         async with ctx.db.writing() as session:
             member = await operation(session)
@@ -200,18 +211,23 @@ async def _write(
                 actor=ctx.actor,
                 action=action,
                 outcome="success",
-                status=200,
-                member_id=member.id if member else None,
+                status=status,
+                member_id=member.id if member else member_id,
                 user_name=member.user_name if member else user_name,
             )
             return member
     except (ScimError, DomainError) as exc:
         error = exc if isinstance(exc, ScimError) else from_domain(exc)
-        await _log_failure(ctx, action, user_name, error)
+        await _log_failure(ctx, action, user_name, member_id, error)
+        raise
+    except Exception:
+        await _log_failure(ctx, action, user_name, member_id, INTERNAL_ERROR)
         raise
 
 
-async def _log_failure(ctx: ScimContext, action: str, user_name: str | None, error: ScimError) -> None:
+async def _log_failure(
+    ctx: ScimContext, action: str, user_name: str | None, member_id: str | None, error: ScimError
+) -> None:
     log.info(
         "scim.failure", workspace=ctx.workspace.key, action=action, status=error.status, detail=error.detail
     )
@@ -223,6 +239,7 @@ async def _log_failure(ctx: ScimContext, action: str, user_name: str | None, err
             action=action,
             outcome="failure",
             status=error.status,
+            member_id=member_id,
             user_name=user_name,
             detail=error.detail,
         )
@@ -290,46 +307,28 @@ async def _list(ctx: ScimContext, params: ListParams) -> Response:
     key = sort_key(schema, params.sort_by)
     secret = ctx.settings.secret_key.encode()
     body: dict[str, Any] = {"schemas": [LIST_RESPONSE_SCHEMA]}
+    cursor = decode_cursor(secret, params, params.cursor) if params.cursor else None
     async with ctx.db.reading() as session:
-        if params.cursor is None:
-            page = await member_service.list_members(
-                session,
-                ctx.workspace,
-                where=where,
-                order_by=order_by(key, params.descending),
-                offset=params.start_index - 1,
-                limit=params.count,
-            )
-        else:
-            cursor = decode_cursor(secret, params, params.cursor) if params.cursor else None
-            keyset = after_cursor(key, params.descending, cursor) if cursor else None
-            conditions = [c for c in (where, keyset) if c is not None]
-            page = await member_service.list_members(
-                session,
-                ctx.workspace,
-                where=conditions[0]
-                if len(conditions) == 1
-                else (conditions[0] & conditions[1])
-                if conditions
-                else None,
-                total_where=where if where is not None else true(),
-                order_by=order_by(key, params.descending),
-                offset=0,
-                limit=params.count + 1,
-                key=key,
-            )
+        page = await member_service.list_members(
+            session,
+            ctx.workspace,
+            where=where,
+            order_by=order_by(key, params.descending),
+            # Index pagination skips rows; cursor pagination starts after the cursor's row and reads one
+            # row more than it returns, to know whether there is a next page.
+            offset=params.start_index - 1 if params.cursor is None else 0,
+            limit=params.count if params.cursor is None else params.count + 1,
+            keyset=after_cursor(key, params.descending, cursor) if cursor else None,
+            key=key,
+        )
     members = page.members[: params.count]
     body["totalResults"] = page.total
     body["itemsPerPage"] = len(members)
     if params.cursor is None:
         body["startIndex"] = params.start_index
     elif len(page.members) > params.count and members:
-        last_key = page.keys[len(members) - 1]
-        if hasattr(last_key, "isoformat"):
-            last_key = last_key.isoformat()
-        body["nextCursor"] = encode_cursor(
-            secret, params, Cursor(last_key, members[-1].id), ctx.settings.scim_cursor_ttl_seconds
-        )
+        last = Cursor(page.keys[len(members) - 1], members[-1].id)
+        body["nextCursor"] = encode_cursor(secret, params, last, ctx.settings.scim_cursor_ttl_seconds)
     body["Resources"] = [projection.apply(schema, user_resource(m, ctx.location(m.id))) for m in members]
     return ScimResponse(body)
 
@@ -361,7 +360,9 @@ async def create_user(request: Request, ctx: ScimContext = Depends(scim_context)
             session, ctx.workspace, _user_document(body), actor=ctx.actor
         )
 
-    member = await _write(ctx, "create", user_name if isinstance(user_name, str) else None, create)
+    member = await _write(
+        ctx, "create", create, status=201, user_name=user_name if isinstance(user_name, str) else None
+    )
     assert member is not None
     return _resource_response(ctx, member, request, status=201)
 
@@ -401,7 +402,14 @@ async def replace_user(
         return member
 
     action = _activity_action(body)
-    member = await _write(ctx, action, user_name if isinstance(user_name, str) else None, replace)
+    member = await _write(
+        ctx,
+        action,
+        replace,
+        status=200,
+        user_name=user_name if isinstance(user_name, str) else None,
+        member_id=member_id,
+    )
     assert member is not None
     return _resource_response(ctx, member, request)
 
@@ -431,7 +439,7 @@ async def patch_user(
             )
         return member
 
-    member = await _write(ctx, "patch", None, patch)
+    member = await _write(ctx, "patch", patch, status=200, member_id=member_id)
     assert member is not None
     return _resource_response(ctx, member, request)
 
@@ -445,10 +453,10 @@ async def delete_user(
     async def delete(session: Any) -> Member:
         member = await member_service.get_member(session, ctx.workspace, member_id, lock=True)
         member_service.check_version(member, _if_match(if_match))
-        await member_service.delete_member(session, member)
+        await member_service.delete_member(session, ctx.workspace, member)
         return member
 
-    await _write(ctx, "delete", None, delete)
+    await _write(ctx, "delete", delete, status=204, member_id=member_id)
     return Response(status_code=204)
 
 

@@ -1,0 +1,103 @@
+"""What the Members page shows, gathered from the domain services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from provisio.console.sessions import SignedIn
+from provisio.console.workspace_forms import WORKSPACE, Pager
+from provisio.db.models import Member, Workspace
+from provisio.domain import console_members as member_service
+from provisio.domain import seats as seat_service
+
+PAGE = WORKSPACE + "/members"
+
+NOTICES = {
+    "added": "Member added. They use one seat.",
+    "deactivated": (
+        "Member deactivated. They can no longer sign in, their seat is free, and their data is kept."
+    ),
+    "reactivated": "Member reactivated. They use a seat again.",
+    "unchanged": "Nothing to change: the member already had that status.",
+}
+
+STATUSES = [
+    ("", "All"),
+    (member_service.STATUS_ACTIVE, "Active"),
+    (member_service.STATUS_DEACTIVATED, "Deactivated"),
+]
+
+
+def console_actor(who: SignedIn) -> str:
+    """How the ledger and the provisioning rules name an admin acting in the console."""
+    return f"{who.email} (console)"
+
+
+@dataclass(frozen=True)
+class MemberRow:
+    id: str
+    name: str
+    user_name: str
+    email: str
+    external_id: str
+    active: bool
+    managed_by_idp: bool
+
+
+def _row(member: Member) -> MemberRow:
+    parts = [p for p in (member.given_name, member.family_name) if p]
+    name = member.display_name or " ".join(parts)
+    return MemberRow(
+        id=member.id,
+        name=name,
+        user_name=member.user_name,
+        email=member.email_lower or "",
+        external_id=member.external_id or "",
+        active=bool(member.active),
+        managed_by_idp=bool(member.provisioned_by_scim),
+    )
+
+
+async def members_page_context(
+    session: AsyncSession,
+    workspace: Workspace,
+    *,
+    q: str = "",
+    status: str = "",
+    page: int = 1,
+    notice: str | None = None,
+    error: str | None = None,
+    error_field: str | None = None,
+    values: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    status = status if status in dict(STATUSES) else ""
+    q = " ".join(q.split())[:200]
+    path = PAGE.format(workspace_key=workspace.key)
+    pager = Pager(page, member_service.PAGE_SIZE, 0, path, [("q", q), ("status", status)])
+    found = await member_service.search(
+        session, workspace, text=q, status=status or None, offset=pager.offset, limit=pager.size
+    )
+    if not found.members and found.total and page > 1:  # past the end (e.g. after a filter change)
+        pager = Pager(1, pager.size, found.total, path, pager.query)
+        found = await member_service.search(
+            session, workspace, text=q, status=status or None, offset=0, limit=pager.size
+        )
+    pager = Pager(pager.number, pager.size, found.total, path, pager.query)
+    return {
+        "workspace": workspace,
+        "nav_current": "members",
+        "usage": await seat_service.usage(session, workspace),
+        "members": [_row(m) for m in found.members],
+        "pager": pager,
+        "q": q,
+        "status": status,
+        "statuses": STATUSES,
+        "notice": NOTICES.get(notice or ""),
+        "error": error,
+        "error_field": error_field,
+        "values": values or {},
+        "page_path": path,
+    }

@@ -16,6 +16,7 @@ from authlib.integrations.httpx_client import OAuth2Client
 from provisio.db.engine import Database
 from provisio.db.migrate import upgrade
 from provisio.domain.scim_methods import ScimMethod
+from tests.e2e.screenshots import screenshot_dir
 from tests.live_server import LiveServer, live_server
 from tests.oauth.helpers import PASSWORD, OAuthTenant, make_oauth_tenant, okta_user
 
@@ -31,7 +32,7 @@ CHROMIUM_ARGS = [
 ]
 OKTA_ADMIN_URL = "https://acme-admin.okta.com/admin/app/acme_provisio_1/instance/0oa1b2c3d4/#tab-general"
 OKTA_CALLBACK = "https://system-admin.okta.com/admin/app/cpc/acme_provisio_1/oauth/callback"
-DOCS = Path(__file__).resolve().parents[2] / "docs"
+DOCS = screenshot_dir()
 
 pytestmark = pytest.mark.browser
 
@@ -111,7 +112,7 @@ def test_okta_setup_in_a_browser(
         authorization_url = page.get_by_role("textbox", name="Authorization URL").input_value()
         tenant_url = page.get_by_role("textbox", name="Tenant URL").input_value()
         assert tenant_url == f"{live.url}/scim/v2/{tenant.key}"
-        DOCS.mkdir(exist_ok=True)
+        DOCS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(DOCS / "scim-settings.png"), full_page=True)
 
         # Step 3: "Authenticate with …" in Okta sends the admin's browser to the Authorization URL.

@@ -9,7 +9,6 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
@@ -23,11 +22,12 @@ from provisio.domain import workspaces as workspace_service
 from provisio.domain.scim_methods import ScimMethod
 from tests.domain.dns_server import TxtServer, txt_server
 from tests.domain.helpers import unique_domain
+from tests.e2e.screenshots import screenshot_dir
 from tests.e2e.test_browser_setup import CHROMIUM, CHROMIUM_ARGS, _require_chromium
 from tests.live_server import LiveServer, live_server
 from tests.oauth.helpers import PASSWORD, OAuthTenant, make_oauth_tenant
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
+DOCS = screenshot_dir()
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 IDP_PEOPLE = [("Ada", "Lovelace"), ("Alan", "Turing"), ("Katherine", "Johnson"), ("Edsger", "Dijkstra")]
 
@@ -96,7 +96,7 @@ def test_members_billing_and_domains_in_a_browser(setup: Setup) -> None:
     live, dns, tenant = setup.live, setup.dns, setup.tenant
     new_domain = unique_domain("acme-labs")
     pending_domain = unique_domain("acme-eu")
-    DOCS.mkdir(exist_ok=True)
+    DOCS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1100, "height": 900})

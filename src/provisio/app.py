@@ -21,10 +21,35 @@ from provisio.scim.paths import ScimTrailingSlashMiddleware
 from provisio.scim.routes import router as scim_router
 
 
+class MissingSecretKey(RuntimeError):
+    pass
+
+
+def secret_key_problem(settings: Settings, workers: int = 1) -> str | None:
+    """Why this configuration cannot run without ``PROVISIO_SECRET_KEY``, or None.
+
+    Without a key each process makes up its own: fine for one development process, but sessions, CSRF
+    tokens and SCIM cursors then fail across workers (and restarts)."""
+    if settings.secret_key:
+        return None
+    fix = (
+        "Set PROVISIO_SECRET_KEY to a long random value shared by every process, e.g. the output of: "
+        "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+    )
+    if settings.secure_cookies:
+        return f"PROVISIO_SECRET_KEY is not set and PROVISIO_BASE_URL is https (production). {fix}"
+    if workers > 1:
+        return f"PROVISIO_SECRET_KEY is not set and {workers} workers cannot share made-up keys. {fix}"
+    return None
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    problem = secret_key_problem(settings)
+    if problem:
+        raise MissingSecretKey(problem)
     if not settings.secret_key:
-        # Development only: cursors and sessions then do not survive a restart. Set PROVISIO_SECRET_KEY.
+        # Development only (plain http, one process): cursors and sessions do not survive a restart.
         settings = settings.model_copy(update={"secret_key": secrets.token_urlsafe(32)})
     configure_logging(settings.log_level, settings.log_json)
 

@@ -74,6 +74,12 @@ def serve(
     """Serve the SCIM API and console (the database must be migrated: `provisio db upgrade`)."""
     import uvicorn
 
+    from provisio.app import secret_key_problem
+
+    problem = secret_key_problem(get_settings(), workers)
+    if problem:
+        typer.echo(f"Error: {problem}", err=True)
+        raise typer.Exit(1)
     uvicorn.run(
         "provisio.app:create_app",
         factory=True,

@@ -51,19 +51,20 @@ async def login(request: Request) -> Response:
     target = safe_next(str(form.get("next") or ""))
     email_lower = admin_service.normalise_email(email)
     client_ip = request.client.host if request.client else "unknown"
+    # The attempt is recorded as a failure before the password is checked (see ``throttle``); the
+    # password is checked in a worker thread and outside any transaction (see ``admins.check_password``).
+    if not await throttle.begin_attempt(db, settings, email_lower, client_ip):
+        return render(request, "login.html", {"next": target, "email": email, "error": THROTTLED}, 429)
+    async with db.reading() as session:
+        stored = await admin_service.stored_credentials(session, email)
+    valid, new_hash = await admin_service.check_password(stored, password)
+    if stored is None or not valid:  # the attempt's record stays, as a failure
+        return render(request, "login.html", {"next": target, "email": email, "error": BAD_CREDENTIALS}, 401)
     async with db.writing() as session:
-        if await throttle.is_throttled(session, settings, email_lower, client_ip):
-            error, status, admin_id = THROTTLED, 429, None
-        else:
-            admin = await admin_service.verify_credentials(session, email, password)
-            if admin is None:
-                await throttle.record_failure(session, settings, email_lower, client_ip)
-                error, status, admin_id = BAD_CREDENTIALS, 401, None
-            else:
-                await throttle.clear_failures(session, email_lower)
-                error, status, admin_id = "", 303, admin.id
-    if admin_id is None:
-        return render(request, "login.html", {"next": target, "email": email, "error": error}, status)
+        await throttle.clear_failures(session, email_lower)
+        if new_hash:
+            await admin_service.replace_password_hash(session, stored, new_hash)
+    admin_id = stored.admin_id
     old = request.cookies.get(COOKIE)
     if old:
         await end_session(db, old)  # a new session id on every sign-in (no fixation)

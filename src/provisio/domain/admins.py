@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import anyio.to_thread
 from pwdlib import PasswordHash
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from provisio.db.models import Admin, Workspace, WorkspaceAdmin
@@ -35,10 +38,6 @@ def _check_new_credentials(email: str, password: str) -> None:
 async def get_admin_by_email(session: AsyncSession, email: str) -> Admin | None:
     result = await session.execute(select(Admin).where(Admin.email_lower == normalise_email(email)))
     return result.scalar_one_or_none()
-
-
-async def get_admin(session: AsyncSession, admin_id: str) -> Admin | None:
-    return await session.get(Admin, admin_id)
 
 
 async def create_admin(session: AsyncSession, email: str, password: str) -> Admin:
@@ -96,15 +95,41 @@ async def workspaces_of(session: AsyncSession, admin_id: str) -> list[Workspace]
     return list(result.scalars())
 
 
-async def verify_credentials(session: AsyncSession, email: str, password: str) -> Admin | None:
-    """The admin these credentials belong to, or None (same cost whether or not the e-mail exists)."""
-    admin = await get_admin_by_email(session, email)
-    if admin is None:
-        _hasher.verify(password, _DUMMY_HASH)
-        return None
-    valid, new_hash = _hasher.verify_and_update(password, admin.password_hash)
-    if not valid:
-        return None
-    if new_hash:
-        admin.password_hash = new_hash
-    return admin
+@dataclass(frozen=True)
+class StoredCredentials:
+    admin_id: str
+    password_hash: str
+
+
+async def stored_credentials(session: AsyncSession, email: str) -> StoredCredentials | None:
+    row = (
+        await session.execute(
+            select(Admin.id, Admin.password_hash).where(Admin.email_lower == normalise_email(email))
+        )
+    ).first()
+    return StoredCredentials(row.id, row.password_hash) if row else None
+
+
+async def check_password(stored: StoredCredentials | None, password: str) -> tuple[bool, str | None]:
+    """Whether ``password`` is right, and a new hash when the stored one uses outdated parameters.
+
+    Argon2 takes a good fraction of a second of CPU by design: it runs in a worker thread so the event
+    loop keeps serving, and callers hold no database transaction meanwhile. An unknown e-mail (None)
+    costs as much as a wrong password.
+    """
+    if stored is None:
+        await anyio.to_thread.run_sync(_hasher.verify, password, _DUMMY_HASH)
+        return False, None
+    valid, new_hash = await anyio.to_thread.run_sync(
+        _hasher.verify_and_update, password, stored.password_hash
+    )
+    return valid, new_hash if valid else None
+
+
+async def replace_password_hash(session: AsyncSession, stored: StoredCredentials, new_hash: str) -> None:
+    """Store a rehashed password, unless the password was changed meanwhile."""
+    await session.execute(
+        update(Admin)
+        .where(Admin.id == stored.admin_id, Admin.password_hash == stored.password_hash)
+        .values(password_hash=new_hash)
+    )

@@ -14,10 +14,6 @@ from provisio.domain.hashing import hash_secret
 TOKEN_PREFIX = "pvs_"
 
 
-# The old name, still imported by ``provisio.scim.auth``; new code imports ``hash_secret``.
-hash_token = hash_secret
-
-
 @dataclass(frozen=True)
 class IssuedToken:
     id: str

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from provisio.db.engine import Database
 from provisio.db.models import ScimToken, Workspace
 from provisio.domain.scim_methods import ScimMethod
-from provisio.domain.tokens import hash_token
+from provisio.domain.hashing import hash_secret
 from provisio.oauth.access import access_token_client
 from provisio.scim.errors import ScimError
 
@@ -44,7 +44,7 @@ async def _caller_for_token(session: AsyncSession, workspace_key: str, token: st
         await session.execute(
             select(ScimToken.id, ScimToken.label).where(
                 ScimToken.workspace_id == workspace.id,
-                ScimToken.token_hash == hash_token(token),
+                ScimToken.token_hash == hash_secret(token),
                 ScimToken.revoked_at.is_(None),
             )
         )

@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from provisio.db.engine import Database
 from provisio.db.models import ScimToken, Workspace
-from provisio.domain.scim_methods import ScimMethod
 from provisio.domain.hashing import hash_secret
+from provisio.domain.scim_methods import ScimMethod
 from provisio.oauth.access import access_token_client
 from provisio.scim.errors import ScimError
 

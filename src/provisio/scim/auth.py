@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from provisio.db.engine import Database
@@ -31,27 +31,29 @@ class Caller:
 
 async def _caller_for_token(session: AsyncSession, workspace_key: str, token: str) -> Caller | None:
     """The caller if ``token`` is a live credential of the workspace's chosen method: an OAuth access
-    token, or a legacy bearer token only while the workspace uses the bearer method."""
-    workspace = (
-        await session.execute(select(Workspace).where(Workspace.key == workspace_key))
-    ).scalar_one_or_none()
-    if workspace is None:
-        return None
-    if workspace.scim_auth_method != ScimMethod.BEARER.value:
-        client_id = await access_token_client(session, workspace, token)
-        return Caller(workspace, f"OAuth client {client_id}") if client_id else None
-    legacy = (
+    token, or a legacy bearer token only while the workspace uses the bearer method. One statement:
+    this runs before every SCIM request."""
+    legacy_token = and_(
+        ScimToken.workspace_id == Workspace.id,
+        ScimToken.token_hash == hash_secret(token),
+        ScimToken.revoked_at.is_(None),
+        Workspace.scim_auth_method == ScimMethod.BEARER.value,
+    )
+    row = (
         await session.execute(
-            select(ScimToken.id, ScimToken.label).where(
-                ScimToken.workspace_id == workspace.id,
-                ScimToken.token_hash == hash_secret(token),
-                ScimToken.revoked_at.is_(None),
-            )
+            select(Workspace, ScimToken.id, ScimToken.label, access_token_client(token))
+            .outerjoin(ScimToken, legacy_token)
+            .where(Workspace.key == workspace_key)
         )
     ).first()
-    if legacy is None:
+    if row is None:
         return None
-    return Caller(workspace, f"bearer token {legacy.label or legacy.id[:8]}")
+    workspace, token_id, label, client_id = row
+    if client_id is not None:
+        return Caller(workspace, f"OAuth client {client_id}")
+    if token_id is not None:
+        return Caller(workspace, f"bearer token {label or token_id[:8]}")
+    return None
 
 
 class Unauthorized(ScimError):

@@ -14,11 +14,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def _orjson_dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+# Member documents are JSON columns read on every SCIM request: orjson parses them several times faster.
+JSON_CODEC: dict[str, Any] = {"json_serializer": _orjson_dumps, "json_deserializer": orjson.loads}
 
 
 def async_url(url: str | URL) -> URL:
@@ -48,6 +57,7 @@ def _make_sqlite_engine(url: URL, *, writer: bool, pool_size: int) -> AsyncEngin
     ensure_sqlite_dir(url)
     engine = create_async_engine(
         url,
+        **JSON_CODEC,
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
         pool_size=pool_size,
         max_overflow=0,
@@ -102,7 +112,9 @@ class Database:
                 _make_sqlite_engine(aurl, writer=False, pool_size=pool_size),
                 _make_sqlite_engine(aurl, writer=True, pool_size=1),
             )
-        engine = create_async_engine(aurl, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        engine = create_async_engine(
+            aurl, **JSON_CODEC, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        )
         return cls(aurl, engine, engine)
 
     @property

@@ -53,7 +53,15 @@ class Projection:
 
         return cls(keys(attributes), keys(excluded) or frozenset())
 
+    @property
+    def is_default(self) -> bool:
+        return self.include is None and not self.exclude
+
     def apply(self, schema: ResourceSchema, resource: dict[str, Any]) -> dict[str, Any]:
+        if self.is_default and not _has_request_only(schema):
+            # Stored documents never hold returned:"never" values (password is dropped on write), so
+            # the default projection is the resource itself.
+            return resource
         out: dict[str, Any] = {}
         for name, value in resource.items():
             if name in ("schemas", "id"):
@@ -127,6 +135,19 @@ class Projection:
 
 
 _DROP = object()
+
+
+def _has_request_only(schema: ResourceSchema) -> bool:
+    """Whether any attribute is returned only on request (none in the User schema served today)."""
+    found = _REQUEST_ONLY.get(schema.core_urn)
+    if found is None:
+        tops = [a for attrs in (schema.core, *schema.extensions.values()) for a in attrs.values()]
+        found = any(a.returned == "request" for top in tops for a in (top, *top.sub_attributes))
+        _REQUEST_ONLY[schema.core_urn] = found
+    return found
+
+
+_REQUEST_ONLY: dict[str, bool] = {}
 
 
 def _key(schema: ResourceSchema, path: str) -> str:

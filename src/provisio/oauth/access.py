@@ -2,27 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from sqlalchemy import ScalarSelect, bindparam, select
 
-from sqlalchemy import ScalarSelect, select
-
-from provisio.db.models import OAuthClient, OAuthToken, Workspace, utcnow
-from provisio.domain.hashing import hash_secret
+from provisio.db.models import OAuthClient, OAuthToken, UTCDateTime, Workspace
 
 
-def access_token_client(token: str, now: datetime | None = None) -> ScalarSelect[str]:
-    """The client ID behind ``token`` when it is a live, unexpired access token issued to the workspace's
-    current client for its current method (NULL otherwise): a subquery correlated to ``workspaces``, so
-    that authenticating a SCIM request is one statement."""
+def access_token_client() -> ScalarSelect[str]:
+    """The client ID behind the access token whose hash is bound as ``token_hash`` when it is live and
+    unexpired at ``now`` and was issued to the workspace's current client for its current method (NULL
+    otherwise): a subquery correlated to ``workspaces``, so authenticating a SCIM request is one
+    statement, built once."""
     return (
         select(OAuthClient.client_id)
         .select_from(OAuthToken)
         .join(OAuthClient, OAuthClient.id == OAuthToken.client_pk)
         .where(
-            OAuthToken.access_token_hash == hash_secret(token),
+            OAuthToken.access_token_hash == bindparam("token_hash"),
             OAuthToken.workspace_id == Workspace.id,
             OAuthToken.revoked_at.is_(None),
-            OAuthToken.access_expires_at > (now or utcnow()),
+            OAuthToken.access_expires_at > bindparam("now", type_=UTCDateTime),
             OAuthClient.revoked_at.is_(None),
             OAuthClient.grant_method == Workspace.scim_auth_method,
         )

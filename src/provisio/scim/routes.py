@@ -320,6 +320,7 @@ async def _list(ctx: ScimContext, params: ListParams) -> Response:
             limit=params.count if params.cursor is None else params.count + 1,
             keyset=after_cursor(key, params.descending, cursor) if cursor else None,
             key=key,
+            columns=member_service.RESOURCE_COLUMNS,
         )
     members = page.members[: params.count]
     body["totalResults"] = page.total

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
-from provisio.db.models import Member
 from provisio.scim.errors import INVALID_VALUE, ScimError
 from provisio.scim.schemas import ENTERPRISE_USER_SCHEMA, USER_SCHEMA, Attribute, ResourceSchema
 
@@ -19,7 +18,22 @@ def etag(version: int) -> str:
     return f'W/"{version}"'
 
 
-def user_resource(member: Member, location: str) -> dict[str, Any]:
+class MemberView(Protocol):
+    """What a User resource is built from: a ``Member`` or a row of ``members.RESOURCE_COLUMNS``."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def doc(self) -> dict[str, Any]: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def modified_at(self) -> datetime: ...
+    @property
+    def version(self) -> int: ...
+
+
+def user_resource(member: MemberView, location: str) -> dict[str, Any]:
     doc = member.doc
     schemas = [USER_SCHEMA]
     schemas += [u for u in doc.get("schemas", []) if u != USER_SCHEMA and u in doc]

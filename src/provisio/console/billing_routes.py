@@ -16,10 +16,16 @@ from provisio.console.deps import admin_workspace, require_admin
 from provisio.console.members_page import console_actor
 from provisio.console.sessions import SignedIn
 from provisio.console.templating import render
-from provisio.console.workspace_forms import Change, add_form_routes, page_number, text, whole_number
+from provisio.console.workspace_forms import (
+    Change,
+    add_form_routes,
+    page_number,
+    save_license_form,
+    text,
+    whole_number,
+)
 from provisio.db.engine import Database
 from provisio.db.models import Workspace
-from provisio.domain import scim_settings as settings_service
 from provisio.domain import seats as seat_service
 from provisio.domain import workspaces as workspace_service
 from provisio.domain.errors import DomainError, Kind
@@ -67,15 +73,7 @@ async def _buy(session: AsyncSession, workspace: Workspace, form: FormData, who:
 async def _license(
     session: AsyncSession, workspace: Workspace, form: FormData, who: SignedIn
 ) -> dict[str, str]:
-    raw = text(form, "max_seats").strip()
-    if raw and not raw.isdigit():
-        raise DomainError(Kind.INVALID, "The maximum seat count must be a whole number (or empty: no limit).")
-    await settings_service.set_license(
-        session,
-        workspace,
-        auto_charge=text(form, "auto_charge") == "on",
-        max_seats=int(raw) if raw else None,
-    )
+    await save_license_form(session, workspace, form)
     return {"notice": "license"}
 
 

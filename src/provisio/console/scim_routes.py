@@ -18,6 +18,7 @@ from provisio.console.deps import admin_workspace, require_admin
 from provisio.console.scim_page import scim_page_context
 from provisio.console.sessions import SignedIn
 from provisio.console.templating import render
+from provisio.console.workspace_forms import save_license_form, text
 from provisio.db.engine import Database
 from provisio.db.models import Workspace
 from provisio.domain import admins as admin_service
@@ -83,49 +84,36 @@ async def _apply(request: Request, workspace_key: str, who: SignedIn, change: Ch
     return RedirectResponse(location, status_code=303)
 
 
-def _text(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value if isinstance(value, str) else ""
-
-
 async def _set_enabled(session: AsyncSession, workspace: Workspace, form: FormData) -> str:
-    enabled = _text(form, "enabled") == "on"
+    enabled = text(form, "enabled") == "on"
     await settings_service.set_enabled(session, workspace, enabled)
     return "enabled" if enabled else "disabled"
 
 
 async def _set_method(session: AsyncSession, workspace: Workspace, form: FormData) -> str:
-    method = settings_service.parse_method(_text(form, "method"))
+    method = settings_service.parse_method(text(form, "method"))
     changed = await settings_service.set_method(session, workspace, method)
     return "method" if changed else "method-unchanged"
 
 
 async def _add_uri(session: AsyncSession, workspace: Workspace, form: FormData) -> str:
-    await redirect_service.add_redirect_uri(session, workspace, _text(form, "uri"))
+    await redirect_service.add_redirect_uri(session, workspace, text(form, "uri"))
     return "uri-added"
 
 
 async def _remove_uri(session: AsyncSession, workspace: Workspace, form: FormData) -> str:
-    await redirect_service.remove_redirect_uri(session, workspace, _text(form, "uri"))
+    await redirect_service.remove_redirect_uri(session, workspace, text(form, "uri"))
     return "uri-removed"
 
 
 async def _add_okta_callback(session: AsyncSession, workspace: Workspace, form: FormData) -> str:
-    callback = okta_callback_from_admin_url(_text(form, "okta_admin_url"))
+    callback = okta_callback_from_admin_url(text(form, "okta_admin_url"))
     await redirect_service.add_redirect_uri(session, workspace, callback)
     return "uri-added"
 
 
 async def _set_license(session: AsyncSession, workspace: Workspace, form: FormData) -> str:
-    raw = _text(form, "max_seats").strip()
-    if raw and not raw.isdigit():
-        raise DomainError(Kind.INVALID, "The maximum seat count must be a whole number (or empty: no limit).")
-    await settings_service.set_license(
-        session,
-        workspace,
-        auto_charge=_text(form, "auto_charge") == "on",
-        max_seats=int(raw) if raw else None,
-    )
+    await save_license_form(session, workspace, form)
     return "license"
 
 

@@ -21,6 +21,7 @@ from provisio.console.deps import admin_workspace, require_admin
 from provisio.console.sessions import SignedIn
 from provisio.db.engine import Database
 from provisio.db.models import Workspace
+from provisio.domain import scim_settings as settings_service
 from provisio.domain import workspaces as workspace_service
 from provisio.domain.errors import DomainError, Kind
 
@@ -45,6 +46,16 @@ def whole_number(raw: str, what: str, *, minimum: int) -> int:
     if not value.isdigit() or int(value) < minimum:
         raise DomainError(Kind.INVALID, f"{what} must be a whole number of at least {minimum}.")
     return int(value)
+
+
+async def save_license_form(session: AsyncSession, workspace: Workspace, form: FormData) -> None:
+    """The licence auto-charge form, shared by the SCIM settings and the Billing & seats pages."""
+    raw = text(form, "max_seats").strip()
+    if raw and not raw.isdigit():
+        raise DomainError(Kind.INVALID, "The maximum seat count must be a whole number (or empty: no limit).")
+    await settings_service.set_license(
+        session, workspace, auto_charge=text(form, "auto_charge") == "on", max_seats=int(raw) if raw else None
+    )
 
 
 def page_number(raw: str | None) -> int:

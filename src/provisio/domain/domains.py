@@ -18,12 +18,12 @@ import dns.asyncresolver
 import dns.exception
 import dns.resolver
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from provisio.config import Settings
 from provisio.db.models import Workspace, WorkspaceDomain, utcnow
 from provisio.domain.errors import DomainError, Kind
+from provisio.domain.uniqueness import flush_or_conflict
 
 TXT_PREFIX = "provisio-verification="
 VERIFIED_BY_DNS = "dns"
@@ -148,14 +148,7 @@ async def add_domain(
 
 
 async def _flush_verified(session: AsyncSession, name: str) -> None:
-    """Flush; a lost race on the one-verified-owner index becomes the same conflict the check gives."""
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError as exc:
-        if "verified" in str(exc.orig).lower() or "workspace_domains" in str(exc.orig):
-            raise _taken(name) from exc
-        raise
+    await flush_or_conflict(session, ("verified", "workspace_domains"), _taken(name))
 
 
 @dataclass(frozen=True)

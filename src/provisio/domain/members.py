@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from provisio.db.models import Member, Person, Workspace, utcnow
 from provisio.domain import membership
 from provisio.domain.errors import DomainError, Kind
+from provisio.domain.uniqueness import flush_or_conflict
 
 # Keys the server owns; never taken from a client's document.
 SERVER_KEYS = ("id", "meta")
@@ -141,14 +142,9 @@ def _user_name_taken(user_name: str) -> DomainError:
 
 
 async def _flush_unique(session: AsyncSession, user_name: str) -> None:
-    """Flush, turning a lost race on the userName index into the same conflict the check gives."""
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError as exc:
-        if "user_name" in str(exc.orig).lower() or "uq_members_workspace_username" in str(exc.orig):
-            raise _user_name_taken(user_name) from exc
-        raise
+    await flush_or_conflict(
+        session, ("user_name", "uq_members_workspace_username"), _user_name_taken(user_name)
+    )
 
 
 async def create_member(

@@ -82,9 +82,6 @@ class ProvisioAuthorizationServer(AuthorizationServer):
     def create_oauth2_request(self, request: OAuth2Request) -> OAuth2Request:
         return request  # already adapted by ``provisio.oauth.requests``
 
-    def create_json_request(self, request: Any) -> Any:
-        raise NotImplementedError("no JSON endpoints")
-
     def handle_response(self, status: int, body: Any, headers: list[tuple[str, str]]) -> Response:
         content = orjson.dumps(body) if isinstance(body, dict) else (body or b"")
         response = Response(content=content, status_code=status)

@@ -18,7 +18,7 @@ from provisio.guards import RejectNulMiddleware
 from provisio.logging import configure_logging
 from provisio.metrics import MetricsMiddleware, metrics_endpoint
 from provisio.scim.paths import ScimTrailingSlashMiddleware
-from provisio.scim.routes import router as scim_router
+from provisio.scim.routes import install_scim
 
 
 class MissingSecretKey(RuntimeError):
@@ -67,10 +67,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="provisio", version=__version__, lifespan=lifespan, docs_url="/api/docs", redoc_url=None
     )
     app.state.settings = settings
+    # Middleware added first runs last: NUL guard, trailing slashes, metrics, then the SCIM API.
+    install_scim(app)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(ScimTrailingSlashMiddleware)
     app.add_middleware(RejectNulMiddleware)
-    app.include_router(scim_router)
     install_console(app)  # admin console, consent page and OAuth endpoints (provisio.console, provisio.oauth)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
 

@@ -1,13 +1,19 @@
 """Async engines and sessions for SQLite (embedded default) and PostgreSQL.
 
-Users give plain SQLAlchemy URLs; the async driver is picked here. On SQLite, writes run in
-``BEGIN IMMEDIATE`` transactions so that two writers queue on the database lock instead of one
-of them failing half-way with "database is locked" when it upgrades a read lock.
+Users give plain SQLAlchemy URLs; the driver is picked here: asyncpg for PostgreSQL, and for SQLite
+the standard ``sqlite3`` module called on the event loop's thread (``provisio.db.inline_sqlite``).
+On SQLite, writes run in ``BEGIN IMMEDIATE`` transactions so that two writers queue on the database
+lock instead of one of them failing half-way with "database is locked" when it upgrades a read lock.
+
+Reads run in autocommit (one statement, one snapshot, no BEGIN/ROLLBACK round trips): every SCIM
+read is a single statement, and a handful of round trips is most of a lookup's cost.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -18,8 +24,16 @@ import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.util import await_
 
-SQLITE_BUSY_TIMEOUT_MS = 30_000
+from provisio.db.inline_sqlite import DRIVER_NAME as INLINE_SQLITE
+
+# How long a write waits for another process (a CLI command, a migration) to release SQLite's write
+# lock, polling with asyncio.sleep so that the event loop keeps serving meanwhile.
+SQLITE_WRITE_LOCK_WAIT_S = 30.0
+# Readers in WAL mode wait only in rare moments (recovery, the last connection's checkpoint); that
+# wait blocks the loop, so it is short.
+SQLITE_READ_BUSY_TIMEOUT_MS = 1_000
 
 
 def _orjson_dumps(value: Any) -> str:
@@ -35,7 +49,7 @@ def async_url(url: str | URL) -> URL:
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        return parsed.set(drivername="sqlite+aiosqlite")
+        return parsed.set(drivername=INLINE_SQLITE)
     if backend == "postgresql":
         return parsed.set(drivername="postgresql+asyncpg")
     raise ValueError(
@@ -50,15 +64,32 @@ def ensure_sqlite_dir(url: str | URL) -> None:
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
 
 
+def _begin_immediate(dbapi_conn: sqlite3.Connection) -> None:
+    """``BEGIN IMMEDIATE``, waiting for another process's write lock without blocking the event loop."""
+    deadline = time.monotonic() + SQLITE_WRITE_LOCK_WAIT_S
+    delay = 0.001
+    while True:
+        try:
+            dbapi_conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        # Inside SQLAlchemy's greenlet: this awaits on the event loop.
+        await_(asyncio.sleep(delay))
+        delay = min(delay * 2, 0.05)
+
+
 def _make_sqlite_engine(url: URL, *, writer: bool, pool_size: int) -> AsyncEngine:
     """SQLite: the writer engine runs ``BEGIN IMMEDIATE`` transactions; the reader engine runs each
-    statement on its own (autocommit, ``query_only``), which spares two thread hops per session and
-    makes any write through it fail loudly instead of slipping past the writer's lock."""
+    statement on its own (autocommit, ``query_only``), which makes any write through it fail loudly
+    instead of slipping past the writer's lock."""
     ensure_sqlite_dir(url)
     engine = create_async_engine(
         url,
         **JSON_CODEC,
-        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        # The busy handler sleeps on the event loop's thread: the writer never uses it (see above).
+        connect_args={"timeout": 0 if writer else SQLITE_READ_BUSY_TIMEOUT_MS / 1000},
         pool_size=pool_size,
         max_overflow=0,
         isolation_level=None if writer else "AUTOCOMMIT",
@@ -73,7 +104,7 @@ def _make_sqlite_engine(url: URL, *, writer: bool, pool_size: int) -> AsyncEngin
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cur.execute(f"PRAGMA busy_timeout={0 if writer else SQLITE_READ_BUSY_TIMEOUT_MS}")
         if not writer:
             cur.execute("PRAGMA query_only=ON")
         cur.close()
@@ -82,7 +113,7 @@ def _make_sqlite_engine(url: URL, *, writer: bool, pool_size: int) -> AsyncEngin
 
         @event.listens_for(engine.sync_engine, "begin")
         def _on_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            _begin_immediate(conn.connection.driver_connection)
 
     return engine
 
@@ -112,10 +143,11 @@ class Database:
                 _make_sqlite_engine(aurl, writer=False, pool_size=pool_size),
                 _make_sqlite_engine(aurl, writer=True, pool_size=1),
             )
-        engine = create_async_engine(
-            aurl, **JSON_CODEC, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
-        )
-        return cls(aurl, engine, engine)
+        # No pre-ping: it is a round trip before every statement. A connection that died with its server
+        # fails one request and SQLAlchemy then replaces every connection of the pool.
+        write = create_async_engine(aurl, **JSON_CODEC, pool_size=pool_size, max_overflow=pool_size)
+        read = write.execution_options(isolation_level="AUTOCOMMIT")
+        return cls(aurl, read, write)
 
     @property
     def dialect(self) -> str:
@@ -138,5 +170,5 @@ class Database:
 
     async def dispose(self) -> None:
         await self.read_engine.dispose()
-        if self.write_engine is not self.read_engine:
+        if self.write_engine.pool is not self.read_engine.pool:
             await self.write_engine.dispose()

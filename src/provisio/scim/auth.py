@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from sqlalchemy import and_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from provisio.db.engine import Database
 from provisio.db.models import ScimToken, Workspace, utcnow
 from provisio.domain.hashing import hash_secret
 from provisio.domain.scim_methods import ScimMethod
@@ -85,10 +84,11 @@ def bearer_token(authorization: str | None) -> str:
     return token
 
 
-async def authenticate(db: Database, workspace_key: str, authorization: str | None) -> Caller:
+async def authenticate(session: AsyncSession, workspace_key: str, authorization: str | None) -> Caller:
+    """The caller, looked up in the request's own session (a read, or the write transaction it is
+    about to use): one statement, no session of its own."""
     token = bearer_token(authorization)
-    async with db.reading() as session:
-        caller = await _caller_for_token(session, workspace_key, token)
+    caller = await _caller_for_token(session, workspace_key, token)
     if caller is None:
         raise Unauthorized(
             "The access token is invalid, expired or revoked, or it belongs to another workspace. Check the "

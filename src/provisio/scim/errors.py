@@ -41,6 +41,17 @@ class ScimError(Exception):
         return f"ScimError({self.status}, {self.detail!r}, {self.scim_type!r})"
 
 
+class MethodNotAllowed(ScimError):
+    """405, with the methods the URL allows (for the ``Allow`` header)."""
+
+    def __init__(self, detail: str, allow: str) -> None:
+        super().__init__(405, detail)
+        self.allow = allow
+
+
+INTERNAL_ERROR = ScimError(500, "The server failed to handle this request; it has been logged. Retry later.")
+
+
 def bad_request(detail: str, scim_type: str = INVALID_VALUE) -> ScimError:
     return ScimError(400, detail, scim_type)
 

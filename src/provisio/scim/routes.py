@@ -1,33 +1,34 @@
 """The SCIM HTTP API, one tenant per workspace: ``/scim/v2/{workspace}/…``.
 
-Handlers stay thin: read the request, call a domain service, serialise. Every failure leaves as a SCIM
-Error (RFC 7644 §3.12) through ``ScimRoute``; state changes and failures land in the provisioning log.
+Handlers stay thin: read the request, call a domain service, serialise. Each authenticates in the
+session it then reads or writes in. Every failure leaves as a SCIM Error (RFC 7644 §3.12) through
+``provisio.scim.dispatch``; state changes and failures land in the provisioning log.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 import structlog
-from fastapi import APIRouter, Depends, Header, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import Response
-from fastapi.routing import APIRoute
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import Request
+from starlette.responses import Response
 
-from provisio.config import Settings
-from provisio.db.engine import Database
-from provisio.db.models import Member, Workspace
+from provisio.db.models import Member
 from provisio.domain import members as member_service
 from provisio.domain.errors import DomainError
 from provisio.domain.events import record_event
 from provisio.scim import discovery
-from provisio.scim.auth import Unauthorized, authenticate
+from provisio.scim.call import ScimCall
+from provisio.scim.dispatch import Handler, Route, RouteTable, ScimDispatchMiddleware
 from provisio.scim.errors import (
+    INTERNAL_ERROR,
     INVALID_SYNTAX,
     INVALID_VALUE,
+    MethodNotAllowed,
     ScimError,
 )
 from provisio.scim.listing import (
@@ -42,94 +43,17 @@ from provisio.scim.listing import (
     sort_key,
 )
 from provisio.scim.patch import apply_patch
-from provisio.scim.responses import ScimResponse, error_response, from_domain
+from provisio.scim.paths import SCIM_PREFIX
+from provisio.scim.responses import ScimResponse, from_domain
 from provisio.scim.schemas import LIST_RESPONSE_SCHEMA, SEARCH_REQUEST_SCHEMA, user_schema
-from provisio.scim.serialize import Projection, etag, scim_datetime, user_resource
+from provisio.scim.serialize import Projection, etag, user_resource
 from provisio.scim.values import normalise_document
 
 log = structlog.get_logger("provisio.scim")
 
 
-class ScimRoute(APIRoute):
-    """Turns every exception a SCIM handler raises into a SCIM Error response."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def scim_handler(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except Unauthorized as exc:
-                return error_response(exc, {"WWW-Authenticate": exc.challenge})
-            except MethodNotAllowed as exc:
-                return error_response(exc, {"Allow": exc.allow})
-            except ScimError as exc:
-                return error_response(exc)
-            except DomainError as exc:
-                return error_response(from_domain(exc))
-            except RequestValidationError as exc:
-                return error_response(ScimError(400, _validation_detail(exc), INVALID_VALUE))
-            except Exception:
-                log.exception("scim.internal_error", path=request.url.path, method=request.method)
-                return error_response(
-                    ScimError(
-                        500, "The server failed to handle this request; it has been logged. Retry later."
-                    )
-                )
-
-        return scim_handler
-
-
-INTERNAL_ERROR = ScimError(500, "The server failed to handle this request; it has been logged. Retry later.")
-
-
-class MethodNotAllowed(ScimError):
-    def __init__(self, detail: str, allow: str) -> None:
-        super().__init__(405, detail)
-        self.allow = allow
-
-
-def _validation_detail(exc: RequestValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("query", "header", "path", "body"))
-        parts.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
-    return "Invalid request: " + "; ".join(parts)
-
-
-router = APIRouter(prefix="/scim/v2/{workspace_key}", route_class=ScimRoute)
-
-
-@dataclass
-class ScimContext:
-    db: Database
-    settings: Settings
-    workspace: Workspace
-    base: str  # the Tenant URL
-    actor: str
-
-    def location(self, member_id: str) -> str:
-        return f"{self.base}/Users/{member_id}"
-
-
-async def scim_context(
-    request: Request,
-    workspace_key: str,
-    authorization: str | None = Header(default=None),
-) -> ScimContext:
-    db: Database = request.app.state.db
-    settings: Settings = request.app.state.settings
-    caller = await authenticate(db, workspace_key, authorization)
-    return ScimContext(
-        db=db,
-        settings=settings,
-        workspace=caller.workspace,
-        base=settings.tenant_url(caller.workspace.key),
-        actor=caller.actor,
-    )
-
-
-async def read_json(request: Request, max_bytes: int) -> Any:
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The request body, refused (413) past ``max_bytes`` before it is all read."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise _too_large(max_bytes)
@@ -138,6 +62,10 @@ async def read_json(request: Request, max_bytes: int) -> Any:
         body += chunk
         if len(body) > max_bytes:
             raise _too_large(max_bytes)
+    return bytes(body)
+
+
+def parse_json(body: bytes) -> Any:
     if not body.strip():
         raise ScimError(400, "The request has no body: send a JSON document.", INVALID_SYNTAX)
     if b"\\u0000" in body:
@@ -146,9 +74,39 @@ async def read_json(request: Request, max_bytes: int) -> Any:
             400, "The request contains a NUL character (\\u0000), which no value may contain.", INVALID_VALUE
         )
     try:
-        return orjson.loads(bytes(body))
+        return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise ScimError(400, f"The request body is not valid JSON: {exc}.", INVALID_SYNTAX) from None
+
+
+@dataclass(frozen=True)
+class JsonBody:
+    """A request body parsed up front (so the provisioning log can name its userName), whose error, if
+    any, is raised only once the caller is authenticated: a stranger learns nothing but 401."""
+
+    value: Any
+    error: ScimError | None
+
+    @classmethod
+    def parse(cls, raw: bytes) -> JsonBody:
+        try:
+            return cls(parse_json(raw), None)
+        except ScimError as exc:
+            return cls(None, exc)
+
+    def get(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+    @property
+    def user_name(self) -> str | None:
+        value = self.value.get("userName") if isinstance(self.value, dict) else None
+        return value if isinstance(value, str) else None
+
+
+async def _json_body(call: ScimCall) -> JsonBody:
+    return JsonBody.parse(await read_body(call.request, call.settings.scim_max_request_bytes))
 
 
 def _too_large(max_bytes: int) -> ScimError:
@@ -174,25 +132,23 @@ def _if_match(header: str | None) -> list[int] | None:
 
 
 def _resource_response(
-    ctx: ScimContext,
+    call: ScimCall,
     member: Member,
-    request: Request,
     status: int = 200,
     projection: Projection | None = None,
 ) -> Response:
-    resource = user_resource(member, ctx.location(member.id))
+    resource = user_resource(member, call.location(member.id))
     if projection is None:
+        params = call.request.query_params
         projection = Projection.parse(
-            user_schema(),
-            request.query_params.get("attributes"),
-            request.query_params.get("excludedAttributes"),
+            user_schema(), params.get("attributes"), params.get("excludedAttributes")
         )
-    headers = {"ETag": etag(member.version), "Location": ctx.location(member.id)}
+    headers = {"ETag": etag(member.version), "Location": call.location(member.id)}
     return ScimResponse(projection.apply(user_schema(), resource), status_code=status, headers=headers)
 
 
 async def _write(
-    ctx: ScimContext,
+    call: ScimCall,
     action: str,
     operation: Callable[[Any], Awaitable[Member | None]],
     *,
@@ -200,15 +156,17 @@ async def _write(
     user_name: str | None = None,
     member_id: str | None = None,
 ) -> Member | None:
-    """Run ``operation`` in one write transaction and log the outcome. A failure rolls everything back
-    and is logged in a transaction of its own, so the IdP's error is in the provisioning log too."""
+    """Authenticate and run ``operation`` in one write transaction, and log the outcome. A failure
+    rolls everything back and is logged in a transaction of its own, so the IdP's error is in the
+    provisioning log too (a caller that fails authentication has no workspace log to write to)."""
     try:
-        async with ctx.db.writing() as session:
+        async with call.db.writing() as session:
+            await call.authenticate(session)
             member = await operation(session)
             await record_event(
                 session,
-                workspace_id=ctx.workspace.id,
-                actor=ctx.actor,
+                workspace_id=call.workspace_id,
+                actor=call.actor,
                 action=action,
                 outcome="success",
                 status=status,
@@ -217,25 +175,27 @@ async def _write(
             )
             return member
     except (ScimError, DomainError) as exc:
-        error = exc if isinstance(exc, ScimError) else from_domain(exc)
-        await _log_failure(ctx, action, user_name, member_id, error)
+        if call.caller is not None:
+            error = exc if isinstance(exc, ScimError) else from_domain(exc)
+            await _log_failure(call, action, user_name, member_id, error)
         raise
     except Exception:
-        await _log_failure(ctx, action, user_name, member_id, INTERNAL_ERROR)
+        if call.caller is not None:
+            await _log_failure(call, action, user_name, member_id, INTERNAL_ERROR)
         raise
 
 
 async def _log_failure(
-    ctx: ScimContext, action: str, user_name: str | None, member_id: str | None, error: ScimError
+    call: ScimCall, action: str, user_name: str | None, member_id: str | None, error: ScimError
 ) -> None:
     log.info(
-        "scim.failure", workspace=ctx.workspace.key, action=action, status=error.status, detail=error.detail
+        "scim.failure", workspace=call.workspace_key, action=action, status=error.status, detail=error.detail
     )
-    async with ctx.db.writing() as session:
+    async with call.db.writing() as session:
         await record_event(
             session,
-            workspace_id=ctx.workspace.id,
-            actor=ctx.actor,
+            workspace_id=call.workspace_id,
+            actor=call.actor,
             action=action,
             outcome="failure",
             status=error.status,
@@ -253,12 +213,17 @@ def _user_document(body: Any) -> dict[str, Any]:
     return doc
 
 
+async def _authenticated(call: ScimCall) -> None:
+    async with call.db.reading() as session:
+        await call.authenticate(session)
+
+
 # --- discovery ---------------------------------------------------------------------------------------
 
 
-@router.get("/ServiceProviderConfig")
-async def service_provider_config(ctx: ScimContext = Depends(scim_context)) -> Response:
-    return ScimResponse(discovery.service_provider_config(ctx.settings, ctx.base))
+async def service_provider_config(call: ScimCall) -> Response:
+    await _authenticated(call)
+    return ScimResponse(discovery.service_provider_config(call.settings, call.base))
 
 
 def _list_response(resources: list[dict[str, Any]]) -> dict[str, Any]:
@@ -271,27 +236,27 @@ def _list_response(resources: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-@router.get("/ResourceTypes")
-async def resource_types(ctx: ScimContext = Depends(scim_context)) -> Response:
-    return ScimResponse(_list_response(discovery.resource_types(ctx.base)))
+async def resource_types(call: ScimCall) -> Response:
+    await _authenticated(call)
+    return ScimResponse(_list_response(discovery.resource_types(call.base)))
 
 
-@router.get("/ResourceTypes/{type_id}")
-async def resource_type(type_id: str, ctx: ScimContext = Depends(scim_context)) -> Response:
-    for rt in discovery.resource_types(ctx.base):
+async def resource_type(call: ScimCall, type_id: str) -> Response:
+    await _authenticated(call)
+    for rt in discovery.resource_types(call.base):
         if rt["id"] == type_id:
             return ScimResponse(rt)
     raise ScimError(404, f"No resource type {type_id!r}: this server serves User.")
 
 
-@router.get("/Schemas")
-async def schemas(ctx: ScimContext = Depends(scim_context)) -> Response:
-    return ScimResponse(_list_response(discovery.schemas(ctx.base)))
+async def schemas(call: ScimCall) -> Response:
+    await _authenticated(call)
+    return ScimResponse(_list_response(discovery.schemas(call.base)))
 
 
-@router.get("/Schemas/{schema_id}")
-async def schema(schema_id: str, ctx: ScimContext = Depends(scim_context)) -> Response:
-    for doc in discovery.schemas(ctx.base):
+async def schema(call: ScimCall, schema_id: str) -> Response:
+    await _authenticated(call)
+    for doc in discovery.schemas(call.base):
         if doc["id"] == schema_id:
             return ScimResponse(doc)
     raise ScimError(404, f"No schema {schema_id!r}.")
@@ -300,28 +265,27 @@ async def schema(schema_id: str, ctx: ScimContext = Depends(scim_context)) -> Re
 # --- Users -------------------------------------------------------------------------------------------
 
 
-async def _list(ctx: ScimContext, params: ListParams) -> Response:
+async def _list(call: ScimCall, session: AsyncSession, params: ListParams) -> Response:
     schema = user_schema()
     projection = Projection.parse(schema, params.attributes, params.excluded_attributes)
-    where = filter_clause(params, schema, ctx.db.dialect)
+    where = filter_clause(params, schema, call.db.dialect)
     key = sort_key(schema, params.sort_by)
-    secret = ctx.settings.secret_key.encode()
+    secret = call.settings.secret_key.encode()
     body: dict[str, Any] = {"schemas": [LIST_RESPONSE_SCHEMA]}
     cursor = decode_cursor(secret, params, params.cursor) if params.cursor else None
-    async with ctx.db.reading() as session:
-        page = await member_service.list_members(
-            session,
-            ctx.workspace,
-            where=where,
-            order_by=order_by(key, params.descending),
-            # Index pagination skips rows; cursor pagination starts after the cursor's row and reads one
-            # row more than it returns, to know whether there is a next page.
-            offset=params.start_index - 1 if params.cursor is None else 0,
-            limit=params.count if params.cursor is None else params.count + 1,
-            keyset=after_cursor(key, params.descending, cursor) if cursor else None,
-            key=key,
-            columns=member_service.RESOURCE_COLUMNS,
-        )
+    page = await member_service.list_members(
+        session,
+        call.workspace,
+        where=where,
+        order_by=order_by(key, params.descending),
+        # Index pagination skips rows; cursor pagination starts after the cursor's row and reads one
+        # row more than it returns, to know whether there is a next page.
+        offset=params.start_index - 1 if params.cursor is None else 0,
+        limit=params.count if params.cursor is None else params.count + 1,
+        keyset=after_cursor(key, params.descending, cursor) if cursor else None,
+        key=key,
+        columns=member_service.RESOURCE_COLUMNS,
+    )
     members = page.members[: params.count]
     body["totalResults"] = page.total
     body["itemsPerPage"] = len(members)
@@ -329,90 +293,71 @@ async def _list(ctx: ScimContext, params: ListParams) -> Response:
         body["startIndex"] = params.start_index
     elif len(page.members) > params.count and members:
         last = Cursor(page.keys[len(members) - 1], members[-1].id)
-        body["nextCursor"] = encode_cursor(secret, params, last, ctx.settings.scim_cursor_ttl_seconds)
-    body["Resources"] = [projection.apply(schema, user_resource(m, ctx.location(m.id))) for m in members]
+        body["nextCursor"] = encode_cursor(secret, params, last, call.settings.scim_cursor_ttl_seconds)
+    body["Resources"] = [projection.apply(schema, user_resource(m, call.location(m.id))) for m in members]
     return ScimResponse(body)
 
 
-@router.get("/Users")
-async def list_users(request: Request, ctx: ScimContext = Depends(scim_context)) -> Response:
-    params = parse_params(dict(request.query_params), ctx.settings.scim_max_results)
-    return await _list(ctx, params)
+async def list_users(call: ScimCall) -> Response:
+    async with call.db.reading() as session:
+        await call.authenticate(session)
+        params = parse_params(dict(call.request.query_params), call.settings.scim_max_results)
+        return await _list(call, session, params)
 
 
-@router.post("/Users/.search")
-async def search_users(request: Request, ctx: ScimContext = Depends(scim_context)) -> Response:
-    body = _object(await read_json(request, ctx.settings.scim_max_request_bytes))
-    if SEARCH_REQUEST_SCHEMA not in body.get("schemas", []):
-        raise ScimError(
-            400, f"A search request must list the schema {SEARCH_REQUEST_SCHEMA}.", INVALID_SYNTAX
-        )
-    params = parse_params({k: v for k, v in body.items() if k != "schemas"}, ctx.settings.scim_max_results)
-    return await _list(ctx, params)
+async def search_users(call: ScimCall) -> Response:
+    raw = await _json_body(call)
+    async with call.db.reading() as session:
+        await call.authenticate(session)
+        body = _object(raw.get())
+        if SEARCH_REQUEST_SCHEMA not in body.get("schemas", []):
+            raise ScimError(
+                400, f"A search request must list the schema {SEARCH_REQUEST_SCHEMA}.", INVALID_SYNTAX
+            )
+        search = {k: v for k, v in body.items() if k != "schemas"}
+        return await _list(call, session, parse_params(search, call.settings.scim_max_results))
 
 
-@router.post("/Users")
-async def create_user(request: Request, ctx: ScimContext = Depends(scim_context)) -> Response:
-    body = await read_json(request, ctx.settings.scim_max_request_bytes)
-    user_name = body.get("userName") if isinstance(body, dict) else None
+async def create_user(call: ScimCall) -> Response:
+    body = await _json_body(call)
 
     async def create(session: Any) -> Member:
-        return await member_service.create_member(
-            session, ctx.workspace, _user_document(body), actor=ctx.actor
-        )
+        doc = _user_document(body.get())
+        return await member_service.create_member(session, call.workspace, doc, actor=call.actor)
 
-    member = await _write(
-        ctx, "create", create, status=201, user_name=user_name if isinstance(user_name, str) else None
-    )
+    member = await _write(call, "create", create, status=201, user_name=body.user_name)
     assert member is not None
-    return _resource_response(ctx, member, request, status=201)
+    return _resource_response(call, member, status=201)
 
 
-@router.get("/Users/{member_id}")
-async def get_user(
-    member_id: str,
-    request: Request,
-    ctx: ScimContext = Depends(scim_context),
-    if_none_match: str | None = Header(default=None),
-) -> Response:
-    async with ctx.db.reading() as session:
-        member = await member_service.get_member(session, ctx.workspace, member_id)
+async def get_user(call: ScimCall, member_id: str) -> Response:
+    async with call.db.reading() as session:
+        await call.authenticate(session)
+        member = await member_service.get_member(session, call.workspace, member_id)
+    if_none_match = call.request.headers.get("if-none-match")
     if if_none_match and member.version in (_if_match(if_none_match) or []):
         return Response(status_code=304, headers={"ETag": etag(member.version)})
-    return _resource_response(ctx, member, request)
+    return _resource_response(call, member)
 
 
-@router.put("/Users/{member_id}")
-async def replace_user(
-    member_id: str,
-    request: Request,
-    ctx: ScimContext = Depends(scim_context),
-    if_match: str | None = Header(default=None),
-) -> Response:
-    body = await read_json(request, ctx.settings.scim_max_request_bytes)
-    user_name = body.get("userName") if isinstance(body, dict) else None
+async def replace_user(call: ScimCall, member_id: str) -> Response:
+    body = await _json_body(call)
+    if_match = _if_match(call.request.headers.get("if-match"))
 
     async def replace(session: Any) -> Member:
-        member = await member_service.get_member(session, ctx.workspace, member_id, lock=True)
-        member_service.check_version(member, _if_match(if_match))
-        doc = _user_document(body)
+        member = await member_service.get_member(session, call.workspace, member_id, lock=True)
+        member_service.check_version(member, if_match)
+        doc = _user_document(body.get())
         # PUT replaces what the client may write; readOnly and immutable attributes stay the server's.
         if member.external_id and doc.get("externalId") is None:
             doc["externalId"] = member.external_id
-        await member_service.replace_member(session, ctx.workspace, member, doc, actor=ctx.actor)
+        await member_service.replace_member(session, call.workspace, member, doc, actor=call.actor)
         return member
 
-    action = _activity_action(body)
-    member = await _write(
-        ctx,
-        action,
-        replace,
-        status=200,
-        user_name=user_name if isinstance(user_name, str) else None,
-        member_id=member_id,
-    )
+    action = _activity_action(body.value)
+    member = await _write(call, action, replace, status=200, user_name=body.user_name, member_id=member_id)
     assert member is not None
-    return _resource_response(ctx, member, request)
+    return _resource_response(call, member)
 
 
 def _activity_action(body: Any) -> str:
@@ -421,50 +366,42 @@ def _activity_action(body: Any) -> str:
     return "update"
 
 
-@router.patch("/Users/{member_id}")
-async def patch_user(
-    member_id: str,
-    request: Request,
-    ctx: ScimContext = Depends(scim_context),
-    if_match: str | None = Header(default=None),
-) -> Response:
-    body = _object(await read_json(request, ctx.settings.scim_max_request_bytes))
+async def patch_user(call: ScimCall, member_id: str) -> Response:
+    body = await _json_body(call)
+    if_match = _if_match(call.request.headers.get("if-match"))
 
     async def patch(session: Any) -> Member:
-        member = await member_service.get_member(session, ctx.workspace, member_id, lock=True)
-        member_service.check_version(member, _if_match(if_match))
-        result = apply_patch(member.doc, body, user_schema())
+        operations = _object(body.get())
+        member = await member_service.get_member(session, call.workspace, member_id, lock=True)
+        member_service.check_version(member, if_match)
+        result = apply_patch(member.doc, operations, user_schema())
         if result.changed:
             await member_service.replace_member(
-                session, ctx.workspace, member, _user_document(result.document), actor=ctx.actor
+                session, call.workspace, member, _user_document(result.document), actor=call.actor
             )
         return member
 
-    member = await _write(ctx, "patch", patch, status=200, member_id=member_id)
+    member = await _write(call, "patch", patch, status=200, member_id=member_id)
     assert member is not None
-    return _resource_response(ctx, member, request)
+    return _resource_response(call, member)
 
 
-@router.delete("/Users/{member_id}")
-async def delete_user(
-    member_id: str,
-    ctx: ScimContext = Depends(scim_context),
-    if_match: str | None = Header(default=None),
-) -> Response:
+async def delete_user(call: ScimCall, member_id: str) -> Response:
+    if_match = _if_match(call.request.headers.get("if-match"))
+
     async def delete(session: Any) -> Member:
-        member = await member_service.get_member(session, ctx.workspace, member_id, lock=True)
-        member_service.check_version(member, _if_match(if_match))
-        await member_service.delete_member(session, ctx.workspace, member)
+        member = await member_service.get_member(session, call.workspace, member_id, lock=True)
+        member_service.check_version(member, if_match)
+        await member_service.delete_member(session, call.workspace, member)
         return member
 
-    await _write(ctx, "delete", delete, status=204, member_id=member_id)
+    await _write(call, "delete", delete, status=204, member_id=member_id)
     return Response(status_code=204)
 
 
-@router.post("/.search")
-async def search_root(request: Request, ctx: ScimContext = Depends(scim_context)) -> Response:
+async def search_root(call: ScimCall) -> Response:
     """Root-level search (RFC 7644 §3.4.3): this server's only resource type is User."""
-    return await search_users(request, ctx)
+    return await search_users(call)
 
 
 # Endpoints that exist, with the methods they allow (for 405 answers).
@@ -476,8 +413,10 @@ _ALLOWED = {
 }
 
 
-@router.api_route("/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
-async def unknown(rest: str, request: Request, ctx: ScimContext = Depends(scim_context)) -> Response:
+async def unknown(call: ScimCall, rest: str) -> Response:
+    """Any other URL under the Tenant URL: 405 for a known endpoint's other methods, else 404."""
+    await _authenticated(call)
+    method = call.request.method
     parts = [p for p in rest.split("/") if p]
     head = parts[0].lower() if parts else ""
     if head in _ALLOWED:
@@ -485,8 +424,8 @@ async def unknown(rest: str, request: Request, ctx: ScimContext = Depends(scim_c
         if head == "users" and len(parts) == 2:
             allowed = "GET, PUT, PATCH, DELETE"
         known = len(parts) <= (2 if head in ("users", "resourcetypes", "schemas") else 1)
-        if known and request.method not in allowed.split(", "):
-            raise MethodNotAllowed(f"{request.method} is not allowed on /{rest}: use {allowed}.", allowed)
+        if known and method not in allowed.split(", "):
+            raise MethodNotAllowed(f"{method} is not allowed on /{rest}: use {allowed}.", allowed)
     if head == "groups":
         raise ScimError(404, "Groups are not supported by this server: provision users only.")
     raise ScimError(
@@ -496,4 +435,27 @@ async def unknown(rest: str, request: Request, ctx: ScimContext = Depends(scim_c
     )
 
 
-__all__ = ["router", "scim_datetime"]
+def _route(template: str, handler: Handler) -> Route:
+    return Route(f"{SCIM_PREFIX}{{workspace_key}}/{template}", handler)
+
+
+ROUTES: RouteTable = {
+    ("GET", "ServiceProviderConfig", ""): _route("ServiceProviderConfig", service_provider_config),
+    ("GET", "ResourceTypes", ""): _route("ResourceTypes", resource_types),
+    ("GET", "ResourceTypes", "*"): _route("ResourceTypes/{type_id}", resource_type),
+    ("GET", "Schemas", ""): _route("Schemas", schemas),
+    ("GET", "Schemas", "*"): _route("Schemas/{schema_id}", schema),
+    ("GET", "Users", ""): _route("Users", list_users),
+    ("POST", "Users", ""): _route("Users", create_user),
+    ("POST", "Users", ".search"): _route("Users/.search", search_users),
+    ("GET", "Users", "*"): _route("Users/{member_id}", get_user),
+    ("PUT", "Users", "*"): _route("Users/{member_id}", replace_user),
+    ("PATCH", "Users", "*"): _route("Users/{member_id}", patch_user),
+    ("DELETE", "Users", "*"): _route("Users/{member_id}", delete_user),
+    ("POST", ".search", ""): _route(".search", search_root),
+}
+
+
+def install_scim(app: Any) -> None:
+    """Serve the SCIM API in front of ``app``'s own routing (see ``provisio.scim.dispatch``)."""
+    app.add_middleware(ScimDispatchMiddleware, table=ROUTES, fallback=unknown)

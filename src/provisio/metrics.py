@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import time
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.requests import Request
@@ -11,6 +13,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUESTS = Counter("provisio_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram("provisio_http_request_seconds", "HTTP request latency", ["method", "route"])
+
+
+@functools.lru_cache(maxsize=1024)
+def _counter(method: str, template: str, status: int) -> Any:
+    # labels() builds and hashes a key on every call; the set of routes, methods and statuses is small.
+    return REQUESTS.labels(method, template, str(status))
+
+
+@functools.lru_cache(maxsize=1024)
+def _histogram(method: str, template: str) -> Any:
+    return LATENCY.labels(method, template)
 
 
 class MetricsMiddleware:
@@ -35,8 +48,8 @@ class MetricsMiddleware:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", "unmatched")
-            REQUESTS.labels(scope["method"], template, str(status)).inc()
-            LATENCY.labels(scope["method"], template).observe(time.perf_counter() - start)
+            _counter(scope["method"], template, status).inc()
+            _histogram(scope["method"], template).observe(time.perf_counter() - start)
 
 
 async def metrics_endpoint(_request: Request) -> Response:

@@ -10,6 +10,9 @@ The cost is that a statement blocks the event loop while it runs. SCIM statement
 bounded pages, so that is microseconds to a few milliseconds; what must not block is waiting for
 another process's write lock, and ``Database.writing`` waits for that with ``asyncio.sleep`` instead
 of SQLite's busy handler (see ``provisio.db.engine``).
+
+Use it through ``AsyncSession`` (``execute``, ``run_sync``) or ``AsyncConnection.run_sync``:
+``AsyncConnection.execute`` insists on seeing its driver await and raises ``AwaitRequired`` here.
 """
 
 from __future__ import annotations

@@ -7,19 +7,20 @@ Documents reaching these services are already validated and normalised by the pr
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, bindparam, func, select, update
+import orjson
+from sqlalchemy import ColumnElement, Select, Table, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from provisio.db.models import Member, Person, Workspace, utcnow
 from provisio.domain import membership
 from provisio.domain.errors import DomainError, Kind
-from provisio.domain.uniqueness import flush_or_conflict
+from provisio.domain.uniqueness import conflict_on, flush_or_conflict
 
 # Keys the server owns; never taken from a client's document.
 SERVER_KEYS = ("id", "meta")
@@ -85,20 +86,46 @@ def _check_lengths(doc: dict[str, Any]) -> None:
             )
 
 
-def _sync_columns(member: Member, doc: dict[str, Any]) -> None:
-    """Copy the filtered, sorted and enforced attributes out of the document."""
+def _json_copy(doc: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy of a JSON document (several times faster than ``copy.deepcopy``)."""
+    copied: dict[str, Any] = orjson.loads(orjson.dumps(doc))
+    return copied
+
+
+def _columns(doc: dict[str, Any]) -> dict[str, Any]:
+    """The member's columns that are copies of document attributes (filtered, sorted and enforced)."""
     raw_name = doc.get("name")
     name: dict[str, Any] = raw_name if isinstance(raw_name, dict) else {}
     email = primary_email(doc)
-    member.doc = doc
-    member.user_name = doc["userName"]
-    member.user_name_lower = doc["userName"].lower()
-    member.external_id = doc.get("externalId")
-    member.active = is_active(doc)
-    member.display_name = doc.get("displayName")
-    member.given_name = name.get("givenName")
-    member.family_name = name.get("familyName")
-    member.email_lower = email.lower() if email else None
+    return {
+        "doc": doc,
+        "user_name": doc["userName"],
+        "user_name_lower": doc["userName"].lower(),
+        "external_id": doc.get("externalId"),
+        "active": is_active(doc),
+        "display_name": doc.get("displayName"),
+        "given_name": name.get("givenName"),
+        "family_name": name.get("familyName"),
+        "email_lower": email.lower() if email else None,
+    }
+
+
+def _sync_columns(member: Member, doc: dict[str, Any]) -> None:
+    for column, value in _columns(doc).items():
+        setattr(member, column, value)
+
+
+_MEMBERS = cast(Table, Member.__table__)
+_UPDATE_MEMBER = update(_MEMBERS).where(_MEMBERS.c.id == bindparam("member_id"))
+
+
+async def _update_row(session: AsyncSession, member: Member, values: dict[str, Any]) -> None:
+    """One UPDATE of the member's row (the row is locked by ``get_member(lock=True)``), mirrored on the
+    loaded object as its committed state. An ORM flush of the same change costs several times more, and
+    this runs on every SCIM PUT and PATCH."""
+    await session.execute(_UPDATE_MEMBER, {"member_id": member.id, **values})
+    for column, value in values.items():
+        set_committed_value(member, column, value)
 
 
 async def _person_for(session: AsyncSession, email: str | None) -> Person | None:
@@ -141,10 +168,11 @@ def _user_name_taken(user_name: str) -> DomainError:
     )
 
 
+_USER_NAME_INDEX = ("user_name", "uq_members_workspace_username")
+
+
 async def _flush_unique(session: AsyncSession, user_name: str) -> None:
-    await flush_or_conflict(
-        session, ("user_name", "uq_members_workspace_username"), _user_name_taken(user_name)
-    )
+    await flush_or_conflict(session, _USER_NAME_INDEX, _user_name_taken(user_name))
 
 
 async def create_member(
@@ -236,12 +264,15 @@ async def replace_member(
     if doc == member.doc:
         return False
     _check_lengths(doc)
-    if doc["userName"].lower() != member.user_name_lower:
+    renamed = doc["userName"].lower() != member.user_name_lower
+    if renamed:
         await _ensure_user_name_free(session, workspace, doc["userName"], member.id)
     new_email = primary_email(doc)
     active = is_active(doc)
     email_changed = (new_email or "").lower() != (member.email_lower or "")
     reactivating = active and not member.active
+    values = _columns(_json_copy(doc))
+    values.update(version=member.version + 1, modified_at=utcnow())
     if email_changed or reactivating:
         # Verified domain, one workspace per person, a seat (provisio.domain.membership).
         person = await membership.admit(
@@ -254,22 +285,21 @@ async def replace_member(
             find_person=_person_for,
             actor=actor,
         )
-        member.person_id = person.id if person else None
-    _sync_columns(member, copy.deepcopy(doc))
-    member.version += 1
-    member.modified_at = utcnow()
-    await _flush_unique(session, doc["userName"])
+        values["person_id"] = person.id if person else None
+    if renamed:
+        # Only a new userName can meet a concurrent writer on the unique index.
+        async with conflict_on(session, _USER_NAME_INDEX, _user_name_taken(doc["userName"])):
+            await _update_row(session, member, values)
+    else:
+        await _update_row(session, member, values)
     return True
 
 
 async def delete_member(session: AsyncSession, workspace: Workspace, member: Member) -> None:
     """Deactivate and unlink: SCIM no longer sees the member; the data stays for the workspace."""
     now = utcnow()
-    member.active = False
-    member.deleted_at = now
-    member.modified_at = now
-    member.version += 1
-    await session.flush()
+    values = {"active": False, "deleted_at": now, "modified_at": now, "version": member.version + 1}
+    await _update_row(session, member, values)
     await _count_members(session, workspace, -1)
 
 
@@ -303,12 +333,8 @@ async def list_members(
     of a thousand members as in one of a hundred thousand.
     """
     base = _member_query(workspace)
-    if where is None:
-        count_query = select(Workspace.member_count).where(Workspace.id == workspace.id)
-    else:
+    if where is not None:
         base = base.where(where)
-        count_query = select(func.count()).select_from(base.with_only_columns(Member.id).subquery())
-    total = int((await session.execute(count_query)).scalar_one())
     members: list[Member] = []
     keys: list[Any] = []
     if limit > 0:
@@ -327,4 +353,12 @@ async def list_members(
         for row in rows:
             members.append(row if columns is not None else row[0])
             keys.append(row[-1] if key is not None else None)
+    if limit > 0 and len(members) < limit and offset == 0 and keyset is None:
+        # The whole match fits in this page (an IdP's userName lookup, typically): it is its own total.
+        return Page(total=len(members), members=members, keys=keys)
+    if where is None:
+        count_query = select(Workspace.member_count).where(Workspace.id == workspace.id)
+    else:
+        count_query = select(func.count()).select_from(base.with_only_columns(Member.id).subquery())
+    total = int((await session.execute(count_query)).scalar_one())
     return Page(total=total, members=members, keys=keys)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
@@ -10,7 +11,8 @@ from starlette.requests import Request
 from provisio.config import Settings
 from provisio.db.engine import Database
 from provisio.db.models import Workspace
-from provisio.scim.auth import Caller, authenticate
+from provisio.domain import members
+from provisio.scim.auth import Caller, authenticate, authenticate_with_member
 
 
 @dataclass
@@ -29,10 +31,31 @@ class ScimCall:
         """Check the bearer credential in ``session``, the one the request then reads or writes in: a
         separate session would cost a connection checkout and, on PostgreSQL, round trips."""
         caller = await authenticate(session, self.workspace_key, self.request.headers.get("authorization"))
+        self._authenticated(caller)
+        return caller
+
+    async def authenticate_with_member(
+        self, session: AsyncSession, member_id: str, *, lock: bool = False, as_row: bool = False
+    ) -> Any:
+        """``authenticate``, and the workspace's member ``member_id`` read by the same statement (see
+        ``provisio.scim.auth.authenticate_with_member``); 404 when there is none."""
+        caller, member = await authenticate_with_member(
+            session,
+            self.workspace_key,
+            self.request.headers.get("authorization"),
+            member_id,
+            lock=lock,
+            as_row=as_row,
+        )
+        self._authenticated(caller)
+        if member is None:
+            raise members.not_found(member_id)
+        return member
+
+    def _authenticated(self, caller: Caller) -> None:
         self.caller = caller
         self.workspace_id = caller.workspace.id
         self.base = self.settings.tenant_url(caller.workspace.key)
-        return caller
 
     @property
     def workspace(self) -> Workspace:

@@ -46,7 +46,7 @@ from provisio.scim.patch import apply_patch
 from provisio.scim.paths import SCIM_PREFIX
 from provisio.scim.responses import ScimResponse, from_domain
 from provisio.scim.schemas import LIST_RESPONSE_SCHEMA, SEARCH_REQUEST_SCHEMA, user_schema
-from provisio.scim.serialize import Projection, etag, user_resource
+from provisio.scim.serialize import MemberView, Projection, etag, user_resource
 from provisio.scim.values import normalise_document
 
 log = structlog.get_logger("provisio.scim")
@@ -133,7 +133,7 @@ def _if_match(header: str | None) -> list[int] | None:
 
 def _resource_response(
     call: ScimCall,
-    member: Member,
+    member: MemberView,
     status: int = 200,
     projection: Projection | None = None,
 ) -> Response:
@@ -150,19 +150,24 @@ def _resource_response(
 async def _write(
     call: ScimCall,
     action: str,
-    operation: Callable[[Any], Awaitable[Member | None]],
+    operation: Callable[[AsyncSession, Member | None], Awaitable[Member]],
     *,
     status: int,
     user_name: str | None = None,
     member_id: str | None = None,
-) -> Member | None:
-    """Authenticate and run ``operation`` in one write transaction, and log the outcome. A failure
+) -> Member:
+    """Authenticate and run ``operation`` in one write transaction, and log the outcome. With
+    ``member_id``, the operation gets that member, read and locked with the authentication. A failure
     rolls everything back and is logged in a transaction of its own, so the IdP's error is in the
     provisioning log too (a caller that fails authentication has no workspace log to write to)."""
     try:
         async with call.db.writing() as session:
-            await call.authenticate(session)
-            member = await operation(session)
+            current = None
+            if member_id is None:
+                await call.authenticate(session)
+            else:
+                current = await call.authenticate_with_member(session, member_id, lock=True)
+            member = await operation(session, current)
             await record_event(
                 session,
                 workspace_id=call.workspace_id,
@@ -170,8 +175,8 @@ async def _write(
                 action=action,
                 outcome="success",
                 status=status,
-                member_id=member.id if member else member_id,
-                user_name=member.user_name if member else user_name,
+                member_id=member.id,
+                user_name=member.user_name,
             )
             return member
     except (ScimError, DomainError) as exc:
@@ -321,19 +326,17 @@ async def search_users(call: ScimCall) -> Response:
 async def create_user(call: ScimCall) -> Response:
     body = await _json_body(call)
 
-    async def create(session: Any) -> Member:
+    async def create(session: AsyncSession, _: Member | None) -> Member:
         doc = _user_document(body.get())
         return await member_service.create_member(session, call.workspace, doc, actor=call.actor)
 
     member = await _write(call, "create", create, status=201, user_name=body.user_name)
-    assert member is not None
     return _resource_response(call, member, status=201)
 
 
 async def get_user(call: ScimCall, member_id: str) -> Response:
     async with call.db.reading() as session:
-        await call.authenticate(session)
-        member = await member_service.get_member(session, call.workspace, member_id)
+        member = await call.authenticate_with_member(session, member_id, as_row=True)
     if_none_match = call.request.headers.get("if-none-match")
     if if_none_match and member.version in (_if_match(if_none_match) or []):
         return Response(status_code=304, headers={"ETag": etag(member.version)})
@@ -344,8 +347,8 @@ async def replace_user(call: ScimCall, member_id: str) -> Response:
     body = await _json_body(call)
     if_match = _if_match(call.request.headers.get("if-match"))
 
-    async def replace(session: Any) -> Member:
-        member = await member_service.get_member(session, call.workspace, member_id, lock=True)
+    async def replace(session: AsyncSession, member: Member | None) -> Member:
+        assert member is not None
         member_service.check_version(member, if_match)
         doc = _user_document(body.get())
         # PUT replaces what the client may write; readOnly and immutable attributes stay the server's.
@@ -356,7 +359,6 @@ async def replace_user(call: ScimCall, member_id: str) -> Response:
 
     action = _activity_action(body.value)
     member = await _write(call, action, replace, status=200, user_name=body.user_name, member_id=member_id)
-    assert member is not None
     return _resource_response(call, member)
 
 
@@ -370,9 +372,9 @@ async def patch_user(call: ScimCall, member_id: str) -> Response:
     body = await _json_body(call)
     if_match = _if_match(call.request.headers.get("if-match"))
 
-    async def patch(session: Any) -> Member:
+    async def patch(session: AsyncSession, member: Member | None) -> Member:
+        assert member is not None
         operations = _object(body.get())
-        member = await member_service.get_member(session, call.workspace, member_id, lock=True)
         member_service.check_version(member, if_match)
         result = apply_patch(member.doc, operations, user_schema())
         if result.changed:
@@ -382,15 +384,14 @@ async def patch_user(call: ScimCall, member_id: str) -> Response:
         return member
 
     member = await _write(call, "patch", patch, status=200, member_id=member_id)
-    assert member is not None
     return _resource_response(call, member)
 
 
 async def delete_user(call: ScimCall, member_id: str) -> Response:
     if_match = _if_match(call.request.headers.get("if-match"))
 
-    async def delete(session: Any) -> Member:
-        member = await member_service.get_member(session, call.workspace, member_id, lock=True)
+    async def delete(session: AsyncSession, member: Member | None) -> Member:
+        assert member is not None
         member_service.check_version(member, if_match)
         await member_service.delete_member(session, call.workspace, member)
         return member

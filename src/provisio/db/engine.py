@@ -158,6 +158,20 @@ class Database:
         async with self._read_sessions() as session:
             yield session
 
+    @property
+    def single_statement_writes(self) -> bool:
+        """Whether a write that is one statement may run on its own, outside a transaction (PostgreSQL;
+        on SQLite every write takes the writer's turn and ``BEGIN IMMEDIATE``)."""
+        return self.dialect == "postgresql"
+
+    @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[AsyncSession]:
+        """A session whose every statement commits by itself: no BEGIN, no COMMIT round trip."""
+        if not self.single_statement_writes:
+            raise RuntimeError("autocommit writes are for PostgreSQL; use writing()")
+        async with self._read_sessions() as session:
+            yield session
+
     @asynccontextmanager
     async def writing(self) -> AsyncIterator[AsyncSession]:
         """A transaction that commits when the block ends cleanly and rolls back on any error."""

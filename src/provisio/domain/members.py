@@ -13,15 +13,27 @@ from datetime import datetime
 from typing import Any, NamedTuple, cast
 
 import orjson
-from sqlalchemy import ColumnElement, Select, Table, and_, bindparam, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Insert,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    func,
+    literal_column,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from provisio.db.models import Member, Person, Workspace, utcnow
-from provisio.domain import membership
+from provisio.domain import events, membership
 from provisio.domain.errors import DomainError, Kind
 from provisio.domain.uniqueness import conflict_on, flush_or_conflict
+from provisio.domain.workspaces import WorkspaceRef
 
 # Keys the server owns; never taken from a client's document.
 SERVER_KEYS = ("id", "meta")
@@ -111,6 +123,9 @@ def _columns(doc: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+_COLUMN_NAMES = tuple(_columns({"userName": ""}))
+
+
 def _sync_columns(member: Member, doc: dict[str, Any]) -> None:
     for column, value in _columns(doc).items():
         setattr(member, column, value)
@@ -148,7 +163,7 @@ async def _person_for(session: AsyncSession, email: str | None) -> Person | None
 
 
 async def _ensure_user_name_free(
-    session: AsyncSession, workspace: Workspace, user_name: str, exclude_id: str | None
+    session: AsyncSession, workspace: WorkspaceRef, user_name: str, exclude_id: str | None
 ) -> None:
     query = select(Member.id).where(
         Member.workspace_id == workspace.id,
@@ -177,7 +192,7 @@ async def _flush_unique(session: AsyncSession, user_name: str) -> None:
 
 
 async def create_member(
-    session: AsyncSession, workspace: Workspace, doc: dict[str, Any], *, actor: str = "SCIM client"
+    session: AsyncSession, workspace: WorkspaceRef, doc: dict[str, Any], *, actor: str = "SCIM client"
 ) -> Member:
     doc = _clean(doc)
     _check_lengths(doc)
@@ -209,7 +224,7 @@ async def create_member(
     return member
 
 
-async def _count_members(session: AsyncSession, workspace: Workspace, delta: int) -> None:
+async def _count_members(session: AsyncSession, workspace: WorkspaceRef, delta: int) -> None:
     # An atomic increment: concurrent writers on PostgreSQL queue on the row instead of losing updates.
     await session.execute(
         update(Workspace)
@@ -218,7 +233,7 @@ async def _count_members(session: AsyncSession, workspace: Workspace, delta: int
     )
 
 
-def _member_query(workspace: Workspace) -> Select[Member]:
+def _member_query(workspace: WorkspaceRef) -> Select[Member]:
     return select(Member).where(Member.workspace_id == workspace.id, Member.deleted_at.is_(None))
 
 
@@ -236,7 +251,7 @@ _GET_MEMBER_FOR_UPDATE = _GET_MEMBER.with_for_update()
 
 
 async def get_member(
-    session: AsyncSession, workspace: Workspace, member_id: str, *, lock: bool = False
+    session: AsyncSession, workspace: WorkspaceRef, member_id: str, *, lock: bool = False
 ) -> Member:
     # Prebuilt statements: this is the hottest query, and building it costs more than running it.
     query = _GET_MEMBER_FOR_UPDATE if lock else _GET_MEMBER
@@ -257,51 +272,116 @@ def check_version(member: Member, if_match: Sequence[int] | None) -> None:
         )
 
 
+@dataclass(frozen=True)
+class Replacement:
+    """What replacing a member's document changes, worked out before anything is written."""
+
+    changed: bool
+    renamed: bool  # a new userName: checked against the others, and raced on the unique index
+    readmits: bool  # a new e-mail or a reactivation: the admission rules run again
+    values: dict[str, Any]  # the row's new columns (with version and modified_at)
+
+    @property
+    def plain(self) -> bool:
+        """A change no rule but the member's own version depends on."""
+        return not (self.renamed or self.readmits)
+
+
+def plan_replacement(member: Member, doc: dict[str, Any]) -> Replacement:
+    doc = _clean(doc)
+    if doc == member.doc:
+        return Replacement(changed=False, renamed=False, readmits=False, values={})
+    _check_lengths(doc)
+    values = _columns(_json_copy(doc))
+    email_changed = (values["email_lower"] or "") != (member.email_lower or "")
+    reactivating = values["active"] and not member.active
+    values.update(version=member.version + 1, modified_at=utcnow())
+    renamed = values["user_name_lower"] != member.user_name_lower
+    return Replacement(changed=True, renamed=renamed, readmits=email_changed or reactivating, values=values)
+
+
 async def replace_member(
     session: AsyncSession,
-    workspace: Workspace,
+    workspace: WorkspaceRef,
     member: Member,
     doc: dict[str, Any],
     *,
     actor: str = "SCIM client",
 ) -> bool:
-    """Replace the member's document; returns whether anything changed (the version moves only then)."""
-    doc = _clean(doc)
-    if doc == member.doc:
+    """Replace the member's document (its row locked by ``get_member(lock=True)``); returns whether
+    anything changed (the version moves only then)."""
+    plan = plan_replacement(member, doc)
+    if not plan.changed:
         return False
-    _check_lengths(doc)
-    renamed = doc["userName"].lower() != member.user_name_lower
-    if renamed:
-        await _ensure_user_name_free(session, workspace, doc["userName"], member.id)
-    new_email = primary_email(doc)
-    active = is_active(doc)
-    email_changed = (new_email or "").lower() != (member.email_lower or "")
-    reactivating = active and not member.active
-    values = _columns(_json_copy(doc))
-    values.update(version=member.version + 1, modified_at=utcnow())
-    if email_changed or reactivating:
+    values = dict(plan.values)
+    if plan.renamed:
+        await _ensure_user_name_free(session, workspace, values["user_name"], member.id)
+    if plan.readmits:
         # Verified domain, one workspace per person, a seat (provisio.domain.membership).
         person = await membership.admit(
             session,
             workspace,
-            email=new_email,
-            user_name=doc["userName"],
-            active=active,
-            needs_seat=reactivating,
+            email=primary_email(values["doc"]),
+            user_name=values["user_name"],
+            active=values["active"],
+            needs_seat=values["active"] and not member.active,
             find_person=_person_for,
             actor=actor,
         )
         values["person_id"] = person.id if person else None
-    if renamed:
+    if plan.renamed:
         # Only a new userName can meet a concurrent writer on the unique index.
-        async with conflict_on(session, _USER_NAME_INDEX, _user_name_taken(doc["userName"])):
+        async with conflict_on(session, _USER_NAME_INDEX, _user_name_taken(values["user_name"])):
             await _update_row(session, member, values)
     else:
         await _update_row(session, member, values)
     return True
 
 
-async def delete_member(session: AsyncSession, workspace: Workspace, member: Member) -> None:
+# PostgreSQL: a plain replacement and its provisioning event in one statement, applied only while the
+# row is still at the version that was read (optimistic concurrency instead of a row lock).
+_REPLACED = (
+    update(_MEMBERS)
+    .where(
+        # Not named after columns: an UPDATE would take a bound "workspace_id" for its SET clause too.
+        visible_member(bindparam("scope_workspace"), bindparam("scope_member")),
+        _MEMBERS.c.version == bindparam("read_version"),
+    )
+    .values(
+        {
+            name: bindparam(f"new_{name}", type_=_MEMBERS.c[name].type)
+            for name in (*_COLUMN_NAMES, "version", "modified_at")
+        }
+    )
+    .returning(_MEMBERS.c.id, _MEMBERS.c.user_name)
+    .cte("replaced")
+)
+_REPLACE_AND_LOG: Insert = (
+    events.insert_from(_REPLACED, member_id=_REPLACED.c.id, user_name=_REPLACED.c.user_name)
+    .add_cte(_REPLACED)
+    .returning(literal_column("1"))
+)
+
+
+async def replace_member_if_current(
+    session: AsyncSession, workspace: WorkspaceRef, member: Member, plan: Replacement, event: events.Event
+) -> bool:
+    """Apply a ``plain`` replacement and write ``event`` for it in one statement, in an autocommit
+    session: nothing to lock and no transaction to begin or commit, so a PostgreSQL PUT or PATCH costs
+    two round trips instead of five. False when the row moved on since ``member`` was read (or is
+    gone): then nothing was written, and the caller takes the locking path."""
+    assert plan.changed and plan.plain
+    params = {f"new_{name}": value for name, value in plan.values.items()}
+    params.update(scope_workspace=workspace.id, scope_member=member.id, read_version=member.version)
+    params.update(event.params())
+    if (await session.execute(_REPLACE_AND_LOG, params)).first() is None:
+        return False
+    for column, value in plan.values.items():
+        set_committed_value(member, column, value)
+    return True
+
+
+async def delete_member(session: AsyncSession, workspace: WorkspaceRef, member: Member) -> None:
     """Deactivate and unlink: SCIM no longer sees the member; the data stays for the workspace."""
     now = utcnow()
     values = {"active": False, "deleted_at": now, "modified_at": now, "version": member.version + 1}
@@ -333,7 +413,7 @@ class Page:
 
 async def list_members(
     session: AsyncSession,
-    workspace: Workspace,
+    workspace: WorkspaceRef,
     *,
     where: ColumnElement[bool] | None,
     order_by: Sequence[ColumnElement[Any]],

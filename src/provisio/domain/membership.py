@@ -22,9 +22,10 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from provisio.db.models import Member, Person, Workspace
+from provisio.db.models import Member, Person
 from provisio.domain import domains, seats
 from provisio.domain.errors import DomainError, Kind
+from provisio.domain.workspaces import WorkspaceRef
 
 PersonFinder = Callable[[AsyncSession, str | None], Awaitable[Person | None]]
 
@@ -57,7 +58,7 @@ async def ensure_not_active_elsewhere(
 
 async def admit(
     session: AsyncSession,
-    workspace: Workspace,
+    workspace: WorkspaceRef,
     *,
     email: str | None,
     user_name: str,

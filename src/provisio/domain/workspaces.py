@@ -4,12 +4,32 @@ from __future__ import annotations
 
 import re
 import secrets
+from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from provisio.db.models import Workspace
 from provisio.domain.errors import DomainError, Kind
+
+
+class WorkspaceRef(Protocol):
+    """What member services need of a workspace: its id. A ``Workspace`` row, or the ``WorkspaceIdentity``
+    an authenticated SCIM request carries."""
+
+    @property
+    def id(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class WorkspaceIdentity:
+    """A workspace as SCIM authentication reads it: plain columns, no ORM object to load per request."""
+
+    id: str
+    key: str
+    scim_enabled: bool
+
 
 KEY_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 

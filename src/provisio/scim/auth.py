@@ -16,6 +16,7 @@ from provisio.db.models import Member, ScimToken, Workspace, utcnow
 from provisio.domain import members
 from provisio.domain.hashing import hash_secret
 from provisio.domain.scim_methods import ScimMethod
+from provisio.domain.workspaces import WorkspaceIdentity
 from provisio.oauth.access import access_token_client
 from provisio.scim.errors import ScimError
 
@@ -26,13 +27,20 @@ REALM = "provisio SCIM"
 class Caller:
     """An authenticated SCIM client: its workspace, and how the provisioning log and ledger name it."""
 
-    workspace: Workspace
+    workspace: WorkspaceIdentity
     actor: str
 
 
 # Built once: statement construction costs more than running this indexed lookup.
 _CALLER = (
-    select(Workspace, ScimToken.id, ScimToken.label, access_token_client())
+    select(
+        Workspace.id,
+        Workspace.key,
+        Workspace.scim_enabled,
+        ScimToken.id,
+        ScimToken.label,
+        access_token_client(),
+    )
     .outerjoin(
         ScimToken,
         and_(
@@ -62,7 +70,8 @@ def _params(workspace_key: str, token: str) -> dict[str, Any]:
 def _caller(row: Any) -> Caller | None:
     """The caller if the token is a live credential of the workspace's chosen method: an OAuth access
     token, or a legacy bearer token only while the workspace uses the bearer method."""
-    workspace, token_id, label, client_id = row[:4]
+    workspace = WorkspaceIdentity(*row[:3])
+    token_id, label, client_id = row[3:6]
     if client_id is not None:
         return Caller(workspace, f"OAuth client {client_id}")
     if token_id is not None:
@@ -127,7 +136,7 @@ async def authenticate_with_member(
     row = (await session.execute(statement, params)).first()
     if row is None:
         return _checked(await _caller_for_token(session, workspace_key, token)), None
-    member = members.MemberResource(*row[4:]) if as_row else row[4]
+    member = members.MemberResource(*row[6:]) if as_row else row[6]
     return _checked(_caller(row)), member
 
 

@@ -10,8 +10,8 @@ from starlette.requests import Request
 
 from provisio.config import Settings
 from provisio.db.engine import Database
-from provisio.db.models import Workspace
 from provisio.domain import members
+from provisio.domain.workspaces import WorkspaceIdentity
 from provisio.scim.auth import Caller, authenticate, authenticate_with_member
 
 
@@ -58,7 +58,7 @@ class ScimCall:
         self.base = self.settings.tenant_url(caller.workspace.key)
 
     @property
-    def workspace(self) -> Workspace:
+    def workspace(self) -> WorkspaceIdentity:
         assert self.caller is not None, "authenticate() first"
         return self.caller.workspace
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import structlog
@@ -20,7 +20,7 @@ from starlette.responses import Response
 from provisio.db.models import Member
 from provisio.domain import members as member_service
 from provisio.domain.errors import DomainError
-from provisio.domain.events import record_event
+from provisio.domain.events import Event, record, record_event
 from provisio.scim import discovery
 from provisio.scim.call import ScimCall
 from provisio.scim.dispatch import Handler, Route, RouteTable, ScimDispatchMiddleware
@@ -50,6 +50,8 @@ from provisio.scim.serialize import MemberView, Projection, etag, user_resource
 from provisio.scim.values import normalise_document
 
 log = structlog.get_logger("provisio.scim")
+
+T = TypeVar("T")
 
 
 async def read_body(request: Request, max_bytes: int) -> bytes:
@@ -147,38 +149,17 @@ def _resource_response(
     return ScimResponse(projection.apply(user_schema(), resource), status_code=status, headers=headers)
 
 
-async def _write(
+async def _logged(
     call: ScimCall,
     action: str,
-    operation: Callable[[AsyncSession, Member | None], Awaitable[Member]],
-    *,
-    status: int,
-    user_name: str | None = None,
-    member_id: str | None = None,
-) -> Member:
-    """Authenticate and run ``operation`` in one write transaction, and log the outcome. With
-    ``member_id``, the operation gets that member, read and locked with the authentication. A failure
-    rolls everything back and is logged in a transaction of its own, so the IdP's error is in the
+    user_name: str | None,
+    member_id: str | None,
+    work: Callable[[], Awaitable[T]],
+) -> T:
+    """Run ``work``; a failure is logged in a transaction of its own, so the IdP's error is in the
     provisioning log too (a caller that fails authentication has no workspace log to write to)."""
     try:
-        async with call.db.writing() as session:
-            current = None
-            if member_id is None:
-                await call.authenticate(session)
-            else:
-                current = await call.authenticate_with_member(session, member_id, lock=True)
-            member = await operation(session, current)
-            await record_event(
-                session,
-                workspace_id=call.workspace_id,
-                actor=call.actor,
-                action=action,
-                outcome="success",
-                status=status,
-                member_id=member.id,
-                user_name=member.user_name,
-            )
-            return member
+        return await work()
     except (ScimError, DomainError) as exc:
         if call.caller is not None:
             error = exc if isinstance(exc, ScimError) else from_domain(exc)
@@ -188,6 +169,83 @@ async def _write(
         if call.caller is not None:
             await _log_failure(call, action, user_name, member_id, INTERNAL_ERROR)
         raise
+
+
+def _success(call: ScimCall, action: str, status: int, member: Member) -> Event:
+    return Event(call.workspace_id, call.actor, action, "success", status, member.id, member.user_name)
+
+
+async def _write(
+    call: ScimCall,
+    action: str,
+    operation: Callable[[AsyncSession, Member | None], Awaitable[Member]],
+    *,
+    status: int,
+    user_name: str | None = None,
+    member_id: str | None = None,
+) -> Member:
+    """Authenticate and run ``operation`` in one write transaction with its provisioning event. With
+    ``member_id``, the operation gets that member, read and locked with the authentication. A failure
+    rolls everything back and is logged (``_logged``)."""
+
+    async def run() -> Member:
+        async with call.db.writing() as session:
+            current = None
+            if member_id is None:
+                await call.authenticate(session)
+            else:
+                current = await call.authenticate_with_member(session, member_id, lock=True)
+            member = await operation(session, current)
+            await record(session, _success(call, action, status, member))
+            return member
+
+    return await _logged(call, action, user_name, member_id, run)
+
+
+# The member's new document, worked out from the member as read (None: the request changes nothing).
+# It checks If-Match first, and raises the request's own errors.
+DocumentBuilder = Callable[[Member], dict[str, Any] | None]
+
+
+async def _replace(
+    call: ScimCall, action: str, member_id: str, build: DocumentBuilder, *, user_name: str | None
+) -> Member:
+    """PUT and PATCH. On PostgreSQL a change that no rule but the member's version depends on (no new
+    userName, e-mail or seat: the usual profile update) is first tried as one statement; anything else,
+    and a member changed concurrently in between, takes the locking transaction."""
+    if call.db.single_statement_writes:
+        member = await _logged(
+            call, action, user_name, member_id, lambda: _replace_if_current(call, action, member_id, build)
+        )
+        if member is not None:
+            return member
+
+    async def locked(session: AsyncSession, member: Member | None) -> Member:
+        assert member is not None
+        doc = build(member)
+        if doc is not None:
+            await member_service.replace_member(session, call.workspace, member, doc, actor=call.actor)
+        return member
+
+    return await _write(call, action, locked, status=200, user_name=user_name, member_id=member_id)
+
+
+async def _replace_if_current(
+    call: ScimCall, action: str, member_id: str, build: DocumentBuilder
+) -> Member | None:
+    async with call.db.autocommit() as session:
+        member = await call.authenticate_with_member(session, member_id)
+        doc = build(member)
+        plan = member_service.plan_replacement(member, doc) if doc is not None else None
+        if plan is None or not plan.changed:
+            await record(session, _success(call, action, 200, member))
+            return member
+        if not plan.plain:
+            return None
+        applied = await member_service.replace_member_if_current(
+            session, call.workspace, member, plan, _success(call, action, 200, member)
+        )
+        return member if applied else None
 
 
 async def _log_failure(
@@ -347,18 +405,16 @@ async def replace_user(call: ScimCall, member_id: str) -> Response:
     body = await _json_body(call)
     if_match = _if_match(call.request.headers.get("if-match"))
 
-    async def replace(session: AsyncSession, member: Member | None) -> Member:
-        assert member is not None
+    def build(member: Member) -> dict[str, Any]:
         member_service.check_version(member, if_match)
         doc = _user_document(body.get())
         # PUT replaces what the client may write; readOnly and immutable attributes stay the server's.
         if member.external_id and doc.get("externalId") is None:
             doc["externalId"] = member.external_id
-        await member_service.replace_member(session, call.workspace, member, doc, actor=call.actor)
-        return member
+        return doc
 
     action = _activity_action(body.value)
-    member = await _write(call, action, replace, status=200, user_name=body.user_name, member_id=member_id)
+    member = await _replace(call, action, member_id, build, user_name=body.user_name)
     return _resource_response(call, member)
 
 
@@ -372,18 +428,13 @@ async def patch_user(call: ScimCall, member_id: str) -> Response:
     body = await _json_body(call)
     if_match = _if_match(call.request.headers.get("if-match"))
 
-    async def patch(session: AsyncSession, member: Member | None) -> Member:
-        assert member is not None
+    def build(member: Member) -> dict[str, Any] | None:
         operations = _object(body.get())
         member_service.check_version(member, if_match)
         result = apply_patch(member.doc, operations, user_schema())
-        if result.changed:
-            await member_service.replace_member(
-                session, call.workspace, member, _user_document(result.document), actor=call.actor
-            )
-        return member
+        return _user_document(result.document) if result.changed else None
 
-    member = await _write(call, "patch", patch, status=200, member_id=member_id)
+    member = await _replace(call, "patch", member_id, build, user_name=None)
     return _resource_response(call, member)
 
 

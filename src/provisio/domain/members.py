@@ -233,8 +233,10 @@ async def _count_members(session: AsyncSession, workspace: WorkspaceRef, delta: 
     )
 
 
-def _member_query(workspace: WorkspaceRef) -> Select[Member]:
-    return select(Member).where(Member.workspace_id == workspace.id, Member.deleted_at.is_(None))
+# The members SCIM can see in the workspace bound as ``scope_workspace``: built once, because building
+# a statement costs more than running an indexed page of it.
+_LIVE = and_(Member.workspace_id == bindparam("scope_workspace"), Member.deleted_at.is_(None))
+_LIVE_MEMBERS = select(Member).where(_LIVE)
 
 
 def visible_member(workspace_id: Any, member_id: Any) -> ColumnElement[bool]:
@@ -394,6 +396,9 @@ async def delete_member(session: AsyncSession, workspace: WorkspaceRef, member: 
 RESOURCE_COLUMNS = (Member.id, Member.doc, Member.created_at, Member.modified_at, Member.version)
 
 
+_LIVE_RESOURCES = select(*RESOURCE_COLUMNS).where(_LIVE)
+
+
 class MemberResource(NamedTuple):
     """A row of ``RESOURCE_COLUMNS``."""
 
@@ -411,6 +416,34 @@ class Page:
     keys: list[Any]  # the value of ``key`` for each member, when asked for (keyset pagination)
 
 
+def page_query(
+    scope: Any,
+    *,
+    where: ColumnElement[bool] | None,
+    order_by: Sequence[ColumnElement[Any]],
+    limit: int,
+    columns: Sequence[Any] = RESOURCE_COLUMNS,
+) -> Select[Any]:
+    """The first ``limit`` members SCIM can see in the workspace whose id is ``scope`` (a column of the
+    statement this one is joined into) matching ``where``, as rows of ``columns``."""
+    base = select(*columns).where(Member.workspace_id == scope, Member.deleted_at.is_(None))
+    if where is not None:
+        base = base.where(where)
+    return base.order_by(*order_by).limit(limit)
+
+
+async def count_members(
+    session: AsyncSession, workspace: WorkspaceRef, where: ColumnElement[bool] | None
+) -> int:
+    """How many members SCIM can see match ``where``. Unfiltered, the workspace's kept member count, so
+    it costs the same in a workspace of a thousand members as in one of a hundred thousand."""
+    if where is None:
+        query = select(Workspace.member_count).where(Workspace.id == workspace.id)
+    else:
+        query = select(func.count()).select_from(select(Member.id).where(_LIVE, where).subquery())
+    return int((await session.execute(query, {"scope_workspace": workspace.id})).scalar_one())
+
+
 async def list_members(
     session: AsyncSession,
     workspace: WorkspaceRef,
@@ -423,12 +456,15 @@ async def list_members(
     key: ColumnElement[Any] | None = None,
     columns: Sequence[Any] | None = None,
 ) -> Page:
-    """A page of the members matching ``where``, after ``keyset`` when given; ``total`` counts ``where``.
-
-    An unfiltered total is the workspace's kept member count, so a page costs the same in a workspace
-    of a thousand members as in one of a hundred thousand.
-    """
-    base = _member_query(workspace)
+    """A page of the members matching ``where``, after ``keyset`` when given; ``total`` counts ``where``
+    (``count_members``)."""
+    scope = {"scope_workspace": workspace.id}
+    if columns is None:
+        base = _LIVE_MEMBERS
+    elif tuple(columns) == RESOURCE_COLUMNS:
+        base = _LIVE_RESOURCES
+    else:
+        base = select(*columns).where(_LIVE)
     if where is not None:
         base = base.where(where)
     members: list[Member] = []
@@ -438,13 +474,13 @@ async def list_members(
         if offset:
             # Skip rows through the ids alone (an index scan), then read just the page's rows.
             ids = page.with_only_columns(Member.id).order_by(*order_by).offset(offset).limit(limit)
-            page = _member_query(workspace).where(Member.id.in_(ids.scalar_subquery()))
-        if columns is not None:
-            page = page.with_only_columns(*columns)
+            page = (select(*columns) if columns is not None else select(Member)).where(
+                _LIVE, Member.id.in_(ids.scalar_subquery())
+            )
         if key is not None:
             page = page.add_columns(key)
         query = page.order_by(*order_by)
-        result = await session.execute(query if offset else query.limit(limit))
+        result = await session.execute(query if offset else query.limit(limit), scope)
         rows: Sequence[Any] = result.all()
         for row in rows:
             members.append(row if columns is not None else row[0])
@@ -452,9 +488,4 @@ async def list_members(
     if limit > 0 and len(members) < limit and offset == 0 and keyset is None:
         # The whole match fits in this page (an IdP's userName lookup, typically): it is its own total.
         return Page(total=len(members), members=members, keys=keys)
-    if where is None:
-        count_query = select(Workspace.member_count).where(Workspace.id == workspace.id)
-    else:
-        count_query = select(func.count()).select_from(base.with_only_columns(Member.id).subquery())
-    total = int((await session.execute(count_query)).scalar_one())
-    return Page(total=total, members=members, keys=keys)
+    return Page(total=await count_members(session, workspace, where), members=members, keys=keys)

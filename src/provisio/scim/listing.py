@@ -140,12 +140,14 @@ def _raw_sort_key(schema: ResourceSchema, sort_by: str | None) -> ColumnElement[
     return expr if leaf.case_exact else func.lower(expr, type_=String)
 
 
+_BY_ID = Member.id.asc()
+_BY_ID_DESCENDING = Member.id.desc()
+
+
 def order_by(key: ColumnElement[Any] | None, descending: bool) -> list[ColumnElement[Any]]:
-    cols: list[ColumnElement[Any]] = []
-    if key is not None:
-        cols.append(key.desc() if descending else key.asc())
-    cols.append(Member.id.desc() if descending and key is None else Member.id.asc())
-    return cols
+    if key is None:
+        return [_BY_ID_DESCENDING if descending else _BY_ID]
+    return [key.desc() if descending else key.asc(), _BY_ID]
 
 
 def _is_text(expr: ColumnElement[Any]) -> bool:

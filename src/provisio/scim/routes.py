@@ -329,18 +329,40 @@ async def schema(call: ScimCall, schema_id: str) -> Response:
 
 
 async def _list(call: ScimCall, session: AsyncSession, params: ListParams) -> Response:
+    """A list or search; authenticates first when the caller has not yet (a GET)."""
     schema = user_schema()
-    projection = Projection.parse(schema, params.attributes, params.excluded_attributes)
-    where = filter_clause(params, schema, call.db.dialect)
-    key = sort_key(schema, params.sort_by)
+    try:
+        projection = Projection.parse(schema, params.attributes, params.excluded_attributes)
+        where = filter_clause(params, schema, call.db.dialect)
+        key = sort_key(schema, params.sort_by)
+    except ScimError:
+        if call.caller is None:
+            await call.authenticate(session)  # 401 before any complaint about the request
+        raise
+    ordering = order_by(key, params.descending)
+    first_page = params.cursor is None and params.start_index == 1 and params.count > 0
+    if call.caller is None and first_page:
+        # One statement for the caller and the page; a page that is not full is its own total.
+        rows = await call.authenticate_with_page(
+            session,
+            lambda scope: member_service.page_query(
+                scope, where=where, order_by=ordering, limit=params.count
+            ),
+        )
+        members: list[MemberView] = [member_service.MemberResource(*row) for row in rows]
+        total = len(members)
+        if total == params.count:
+            total = await member_service.count_members(session, call.workspace, where)
+        return _list_body(call, params, projection, total, members)
+    if call.caller is None:
+        await call.authenticate(session)
     secret = call.settings.secret_key.encode()
-    body: dict[str, Any] = {"schemas": [LIST_RESPONSE_SCHEMA]}
     cursor = decode_cursor(secret, params, params.cursor) if params.cursor else None
     page = await member_service.list_members(
         session,
         call.workspace,
         where=where,
-        order_by=order_by(key, params.descending),
+        order_by=ordering,
         # Index pagination skips rows; cursor pagination starts after the cursor's row and reads one
         # row more than it returns, to know whether there is a next page.
         offset=params.start_index - 1 if params.cursor is None else 0,
@@ -350,21 +372,39 @@ async def _list(call: ScimCall, session: AsyncSession, params: ListParams) -> Re
         columns=member_service.RESOURCE_COLUMNS,
     )
     members = page.members[: params.count]
-    body["totalResults"] = page.total
+    next_cursor = None
+    if params.cursor is not None and len(page.members) > params.count and members:
+        last = Cursor(page.keys[len(members) - 1], members[-1].id)
+        next_cursor = encode_cursor(secret, params, last, call.settings.scim_cursor_ttl_seconds)
+    return _list_body(call, params, projection, page.total, members, next_cursor)
+
+
+def _list_body(
+    call: ScimCall,
+    params: ListParams,
+    projection: Projection,
+    total: int,
+    members: list[MemberView],
+    next_cursor: str | None = None,
+) -> Response:
+    schema = user_schema()
+    body: dict[str, Any] = {"schemas": [LIST_RESPONSE_SCHEMA], "totalResults": total}
     body["itemsPerPage"] = len(members)
     if params.cursor is None:
         body["startIndex"] = params.start_index
-    elif len(page.members) > params.count and members:
-        last = Cursor(page.keys[len(members) - 1], members[-1].id)
-        body["nextCursor"] = encode_cursor(secret, params, last, call.settings.scim_cursor_ttl_seconds)
+    elif next_cursor is not None:
+        body["nextCursor"] = next_cursor
     body["Resources"] = [projection.apply(schema, user_resource(m, call.location(m.id))) for m in members]
     return ScimResponse(body)
 
 
 async def list_users(call: ScimCall) -> Response:
     async with call.db.reading() as session:
-        await call.authenticate(session)
-        params = parse_params(dict(call.request.query_params), call.settings.scim_max_results)
+        try:
+            params = parse_params(dict(call.request.query_params), call.settings.scim_max_results)
+        except ScimError:
+            await call.authenticate(session)  # 401 before any complaint about the request
+            raise
         return await _list(call, session, params)
 
 

@@ -1,0 +1,60 @@
+"""A first list page is read by the statement that authenticates the caller (one round trip for Okta's
+lookup before each create). It must answer exactly as a separate authentication would: 401 before any
+complaint about the request, other tenants invisible, totals right whether or not the page is full."""
+
+from __future__ import annotations
+
+import httpx
+
+from provisio.db.engine import Database
+from tests.conftest import Tenant, make_tenant
+from tests.scim.test_protocol import assert_error, seed
+
+
+async def test_unauthenticated_callers_get_401_before_any_filter_or_paging_error(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    url = f"{tenant.base}/Users"
+    bad = {"Authorization": "Bearer not-a-token"}
+    for params in (
+        {"filter": 'userName eq "x"'},
+        {"filter": "userName eq"},  # invalid filter
+        {"count": "many"},  # invalid count
+        {"sortBy": "emails"},  # cannot sort by a multi-valued attribute
+    ):
+        r = await client.get(url, params=params, headers=bad)
+        assert_error(r, 401)
+        assert r.headers["www-authenticate"].startswith("Bearer")
+    assert_error(
+        await client.get(url, params={"filter": "userName eq"}, headers=tenant.headers), 400, "invalidFilter"
+    )
+    assert_error(await client.get(url, params={"count": "many"}, headers=tenant.headers), 400, "invalidValue")
+
+
+async def test_first_page_totals_and_tenant_isolation(
+    client: httpx.AsyncClient, db: Database, tenant: Tenant
+) -> None:
+    other = await make_tenant(db, "Other")
+    url = f"{tenant.base}/Users"
+    # An empty workspace: the statement finds no row, the caller is still authenticated: an empty page.
+    empty = (await client.get(url, params={"filter": 'userName sw "user"'}, headers=tenant.headers)).json()
+    assert (empty["totalResults"], empty["Resources"]) == (0, [])
+    await seed(client, tenant, 3)
+    # Not full: the page is its own total. Full: the total is counted.
+    for count, total, items in ((5, 3, 3), (3, 3, 3), (2, 3, 2), (0, 3, 0)):
+        body = (await client.get(url, params={"count": str(count)}, headers=tenant.headers)).json()
+        assert (body["totalResults"], body["itemsPerPage"], body["startIndex"]) == (total, items, 1), count
+        assert len(body["Resources"]) == items
+    found = (
+        await client.get(url, params={"filter": 'userName eq "USER001@example.com"'}, headers=tenant.headers)
+    ).json()
+    assert [u["userName"] for u in found["Resources"]] == ["user001@example.com"]
+    # The other workspace's token sees nothing of this one, on either URL.
+    r = await client.get(url, params={"filter": 'userName sw "user"'}, headers=other.headers)
+    assert_error(r, 401)
+    theirs = (
+        await client.get(
+            f"{other.base}/Users", params={"filter": 'userName sw "user"'}, headers=other.headers
+        )
+    ).json()
+    assert theirs["totalResults"] == 0

@@ -136,6 +136,9 @@ class Member(Base):
         # Members SCIM can see (deleted_at IS NULL), in id order: an offset page skips rows inside this
         # index alone, without reading them.
         Index("ix_members_live", "workspace_id", "deleted_at", "id"),
+        # Seats in use (active, not deleted) counted inside this index alone: a POST checks them under the
+        # workspace lock, and reading every member row made that grow with the workspace.
+        Index("ix_members_seats", "workspace_id", "active", "deleted_at"),
         Index("ix_members_workspace_external_id", "workspace_id", "external_id"),
         Index("ix_members_workspace_email", "workspace_id", "email_lower"),
         Index("ix_members_workspace_modified", "workspace_id", "modified_at"),

@@ -40,7 +40,8 @@ def user_resource(member: MemberView, location: str) -> dict[str, Any]:
     if ENTERPRISE_USER_SCHEMA in doc and ENTERPRISE_USER_SCHEMA not in schemas:
         schemas.append(ENTERPRISE_USER_SCHEMA)
     resource: dict[str, Any] = {"schemas": schemas, "id": member.id}
-    resource.update((k, v) for k, v in doc.items() if k != "schemas")
+    resource.update(doc)  # a list page builds a hundred of these: dict.update, not a filtered copy
+    resource["schemas"] = schemas
     resource["meta"] = {
         "resourceType": "User",
         "created": scim_datetime(member.created_at),

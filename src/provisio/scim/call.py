@@ -24,8 +24,7 @@ class ScimCall:
     settings: Settings
     workspace_key: str
     caller: Caller | None = None
-    # Copied at authentication: a failed write's rollback expires the ORM workspace, yet its failure is
-    # still logged against the workspace.
+    # Set at authentication.
     workspace_id: str = ""
     base: str = ""  # the Tenant URL
 

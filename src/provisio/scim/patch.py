@@ -23,6 +23,8 @@ import copy
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import orjson
+
 from provisio.scim.errors import INVALID_PATH, INVALID_SYNTAX, INVALID_VALUE, MUTABILITY, NO_TARGET, ScimError
 from provisio.scim.filter_ast import And, Compare, Filter
 from provisio.scim.filter_eval import bind, matches
@@ -41,10 +43,20 @@ class PatchResult:
     changed: bool  # False when every operation was a no-op: keep meta.version and lastModified
 
 
+def _copy(doc: dict[str, Any]) -> dict[str, Any]:
+    """A stored document is JSON, and a JSON round trip copies it several times faster than deepcopy
+    (which stays for anything orjson cannot write, such as integers beyond 64 bits)."""
+    try:
+        copied: dict[str, Any] = orjson.loads(orjson.dumps(doc))
+    except TypeError:
+        return copy.deepcopy(doc)
+    return copied
+
+
 def apply_patch(doc: dict[str, Any], body: Any, schema: ResourceSchema) -> PatchResult:
     """Apply a PatchOp request ``body`` to ``doc``; raises ``ScimError`` (400) on the first bad operation."""
     operations = _operations(body)
-    patcher = _Patcher(copy.deepcopy(doc), schema)
+    patcher = _Patcher(_copy(doc), schema)
     for index, operation in enumerate(operations):
         try:
             patcher.apply(operation)

@@ -133,9 +133,17 @@ class Member(Base):
             sqlite_where=text("deleted_at IS NULL"),
             postgresql_where=text("deleted_at IS NULL"),
         ),
-        # Members SCIM can see (deleted_at IS NULL), in id order: an offset page skips rows inside this
-        # index alone, without reading them.
-        Index("ix_members_live", "workspace_id", "deleted_at", "id"),
+        # Members SCIM can see (deleted_at IS NULL), in id order: a page reads this index in order, and an
+        # offset page skips rows inside it without reading them. Partial, because PostgreSQL does not take
+        # an IS NULL column of a composite index as fixed and would sort the whole workspace instead.
+        Index(
+            "ix_members_live",
+            "workspace_id",
+            "id",
+            "deleted_at",  # covered, so SQLite reads the index alone
+            sqlite_where=text("deleted_at IS NULL"),
+            postgresql_where=text("deleted_at IS NULL"),
+        ),
         # Seats in use (active, not deleted) counted inside this index alone: a POST checks them under the
         # workspace lock, and reading every member row made that grow with the workspace.
         Index("ix_members_seats", "workspace_id", "active", "deleted_at"),

@@ -12,7 +12,7 @@ from bench.noise import database_pids, wait_for_quiet
 from bench.options import SQL_SEED_ABOVE, Options
 from bench.pinning import Pinning
 from bench.scenarios import BY_NAME, Context, Scenario
-from bench.sqlseed import seed_sql
+from bench.sqlseed import seed_sql, settle
 from bench.target import Target
 from bench.users import SeededUser, seed
 
@@ -90,6 +90,8 @@ async def _seed(
         method = "sql" if users > SQL_SEED_ABOVE else "api"
     if method == "api" or target.database_url is None:
         seeded, seconds = await seed(client, users, opts.seed_concurrency, target.label)
+        if target.database_url is not None:
+            await settle(target.database_url)
         return seeded, seconds, "api"
     head = min(users, SQL_TEMPLATE_USERS)
     seeded, api_seconds = await seed(client, head, opts.seed_concurrency, target.label)

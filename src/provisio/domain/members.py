@@ -396,16 +396,28 @@ async def delete_member(session: AsyncSession, workspace: WorkspaceRef, member: 
 RESOURCE_COLUMNS = (Member.id, Member.doc, Member.created_at, Member.modified_at, Member.version)
 
 
-_LIVE_RESOURCES = select(*RESOURCE_COLUMNS).where(_LIVE)
+_LIVE_SELECTS: dict[tuple[int, ...], Select[Any]] = {}
+
+
+def _live_select(columns: tuple[Any, ...]) -> Select[Any]:
+    """``columns`` of the live members, built once per (module-level) columns tuple."""
+    key = tuple(id(c) for c in columns)
+    statement = _LIVE_SELECTS.get(key)
+    if statement is None:
+        if len(_LIVE_SELECTS) >= 32:  # columns built per call: not worth keeping
+            return select(*columns).where(_LIVE)
+        statement = _LIVE_SELECTS[key] = select(*columns).where(_LIVE)
+    return statement
 
 
 class MemberResource(NamedTuple):
-    """A row of ``RESOURCE_COLUMNS``."""
+    """A row of ``RESOURCE_COLUMNS``, or of columns in the same order whose timestamps the database
+    already formatted as text (``provisio.scim.serialize.RESOURCE_COLUMNS``)."""
 
     id: str
     doc: dict[str, Any]
-    created_at: datetime
-    modified_at: datetime
+    created_at: datetime | str
+    modified_at: datetime | str
     version: int
 
 
@@ -459,12 +471,7 @@ async def list_members(
     """A page of the members matching ``where``, after ``keyset`` when given; ``total`` counts ``where``
     (``count_members``)."""
     scope = {"scope_workspace": workspace.id}
-    if columns is None:
-        base = _LIVE_MEMBERS
-    elif tuple(columns) == RESOURCE_COLUMNS:
-        base = _LIVE_RESOURCES
-    else:
-        base = select(*columns).where(_LIVE)
+    base = _LIVE_MEMBERS if columns is None else _live_select(tuple(columns))
     if where is not None:
         base = base.where(where)
     members: list[Member] = []

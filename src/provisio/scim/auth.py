@@ -20,6 +20,7 @@ from provisio.domain.scim_methods import ScimMethod
 from provisio.domain.workspaces import WorkspaceIdentity
 from provisio.oauth.access import access_token_client
 from provisio.scim.errors import ScimError
+from provisio.scim.serialize import RESOURCE_COLUMNS
 
 REALM = "provisio SCIM"
 
@@ -61,7 +62,7 @@ _CALLER = (
 _VISIBLE_MEMBER = members.visible_member(Workspace.id, bindparam("member_id"))
 _CALLER_AND_MEMBER = _CALLER.add_columns(Member).join(Member, _VISIBLE_MEMBER)
 _CALLER_AND_MEMBER_LOCKED = _CALLER_AND_MEMBER.with_for_update(of=Member)
-_CALLER_AND_RESOURCE = _CALLER.add_columns(*members.RESOURCE_COLUMNS).join(Member, _VISIBLE_MEMBER)
+_CALLER_AND_RESOURCE = _CALLER.add_columns(*RESOURCE_COLUMNS).join(Member, _VISIBLE_MEMBER)
 
 
 def _params(workspace_key: str, token: str) -> dict[str, Any]:
@@ -127,7 +128,8 @@ async def authenticate_with_member(
     as_row: bool = False,
 ) -> tuple[Caller, Any | None]:
     """The caller and its workspace's member ``member_id`` in one statement: the ``Member`` (locked for
-    the transaction with ``lock``), or with ``as_row`` a ``members.MemberResource``; None when the
+    the transaction with ``lock``), or with ``as_row`` a ``members.MemberResource`` of
+    ``serialize.RESOURCE_COLUMNS``; None when the
     workspace has no such member. Raises 401 first: a stranger learns nothing about members."""
     token = bearer_token(authorization)
     statement = _CALLER_AND_MEMBER_LOCKED if lock else _CALLER_AND_MEMBER

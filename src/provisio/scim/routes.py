@@ -46,7 +46,7 @@ from provisio.scim.patch import apply_patch
 from provisio.scim.paths import SCIM_PREFIX
 from provisio.scim.responses import ScimResponse, from_domain
 from provisio.scim.schemas import LIST_RESPONSE_SCHEMA, SEARCH_REQUEST_SCHEMA, user_schema
-from provisio.scim.serialize import MemberView, Projection, etag, user_resource
+from provisio.scim.serialize import RESOURCE_COLUMNS, MemberView, Projection, etag, user_resource
 from provisio.scim.values import normalise_document
 
 log = structlog.get_logger("provisio.scim")
@@ -346,7 +346,7 @@ async def _list(call: ScimCall, session: AsyncSession, params: ListParams) -> Re
         rows = await call.authenticate_with_page(
             session,
             lambda scope: member_service.page_query(
-                scope, where=where, order_by=ordering, limit=params.count
+                scope, where=where, order_by=ordering, limit=params.count, columns=RESOURCE_COLUMNS
             ),
         )
         members: list[MemberView] = [member_service.MemberResource(*row) for row in rows]
@@ -369,7 +369,7 @@ async def _list(call: ScimCall, session: AsyncSession, params: ListParams) -> Re
         limit=params.count if params.cursor is None else params.count + 1,
         keyset=after_cursor(key, params.descending, cursor) if cursor else None,
         key=key,
-        columns=member_service.RESOURCE_COLUMNS,
+        columns=RESOURCE_COLUMNS,
     )
     members = page.members[: params.count]
     next_cursor = None

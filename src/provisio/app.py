@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -59,8 +60,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             await check_current(db, settings.database_url)
             app.state.db = db
+            # Everything loaded so far (models, schemas, compiled statements) lives as long as the
+            # process: out of the collector's sight, a full collection no longer walks it (measured: a
+            # few percent of a list page's CPU, and fewer long pauses).
+            gc.collect()
+            gc.freeze()
             yield
         finally:
+            gc.unfreeze()
             await db.dispose()
 
     app = FastAPI(

@@ -396,17 +396,20 @@ async def delete_member(session: AsyncSession, workspace: WorkspaceRef, member: 
 RESOURCE_COLUMNS = (Member.id, Member.doc, Member.created_at, Member.modified_at, Member.version)
 
 
-_LIVE_SELECTS: dict[tuple[int, ...], Select[Any]] = {}
+# Built once per columns tuple. The cache keeps each tuple alive, so no other column can take over the
+# ids its key is made of (SQL expressions cannot be compared with ==, hence the ids).
+_LIVE_SELECTS: dict[tuple[int, ...], tuple[tuple[Any, ...], Select[Any]]] = {}
 
 
 def _live_select(columns: tuple[Any, ...]) -> Select[Any]:
-    """``columns`` of the live members, built once per (module-level) columns tuple."""
+    """``columns`` of the live members."""
     key = tuple(id(c) for c in columns)
-    statement = _LIVE_SELECTS.get(key)
-    if statement is None:
-        if len(_LIVE_SELECTS) >= 32:  # columns built per call: not worth keeping
-            return select(*columns).where(_LIVE)
-        statement = _LIVE_SELECTS[key] = select(*columns).where(_LIVE)
+    cached = _LIVE_SELECTS.get(key)
+    if cached is not None:
+        return cached[1]
+    statement = select(*columns).where(_LIVE)
+    if len(_LIVE_SELECTS) < 32:  # the module-level column sets; columns built per call are not kept
+        _LIVE_SELECTS[key] = (columns, statement)
     return statement
 
 

@@ -22,7 +22,7 @@ from provisio.domain.errors import DomainError
 from provisio.scim.auth import Unauthorized
 from provisio.scim.call import ScimCall
 from provisio.scim.errors import INTERNAL_ERROR, MethodNotAllowed, ScimError
-from provisio.scim.paths import SCIM_PREFIX
+from provisio.scim.paths import SCIM_PREFIX, app_path
 from provisio.scim.responses import error_response, from_domain
 
 log = structlog.get_logger("provisio.scim")
@@ -68,7 +68,7 @@ class ScimDispatchMiddleware:
         self.fallback = fallback
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path: str = scope.get("path", "")
+        path = app_path(scope)
         if scope["type"] != "http" or not path.startswith(SCIM_PREFIX):
             await self.app(scope, receive, send)
             return

@@ -12,6 +12,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 SCIM_PREFIX = "/scim/v2/"
 
 
+def app_path(scope: Scope) -> str:
+    """The request path below the app's mount point (``root_path``, when served under a prefix)."""
+    path: str = scope.get("path", "")
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
+
+
 class ScimTrailingSlashMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -19,7 +26,8 @@ class ScimTrailingSlashMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             path: str = scope["path"]
-            if path.startswith(SCIM_PREFIX) and len(path) > len(SCIM_PREFIX) and path.endswith("/"):
+            below = app_path(scope)
+            if below.startswith(SCIM_PREFIX) and len(below) > len(SCIM_PREFIX) and path.endswith("/"):
                 stripped = path.rstrip("/")
                 scope = dict(scope, path=stripped, raw_path=stripped.encode())
         await self.app(scope, receive, send)

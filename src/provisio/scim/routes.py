@@ -108,7 +108,11 @@ class JsonBody:
 
 
 async def _json_body(call: ScimCall) -> JsonBody:
-    return JsonBody.parse(await read_body(call.request, call.settings.scim_max_request_bytes))
+    try:
+        raw = await read_body(call.request, call.settings.scim_max_request_bytes)
+    except ScimError as exc:  # 413, also raised only once the caller is authenticated
+        return JsonBody(None, exc)
+    return JsonBody.parse(raw)
 
 
 def _too_large(max_bytes: int) -> ScimError:

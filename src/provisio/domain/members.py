@@ -391,11 +391,6 @@ async def delete_member(session: AsyncSession, workspace: WorkspaceRef, member: 
     await _count_members(session, workspace, -1)
 
 
-# The columns a SCIM resource is built from: reads select just these as plain rows, which is several
-# times cheaper than loading ORM objects.
-RESOURCE_COLUMNS = (Member.id, Member.doc, Member.created_at, Member.modified_at, Member.version)
-
-
 # Built once per columns tuple. The cache keeps each tuple alive, so no other column can take over the
 # ids its key is made of (SQL expressions cannot be compared with ==, hence the ids).
 _LIVE_SELECTS: dict[tuple[int, ...], tuple[tuple[Any, ...], Select[Any]]] = {}
@@ -414,8 +409,8 @@ def _live_select(columns: tuple[Any, ...]) -> Select[Any]:
 
 
 class MemberResource(NamedTuple):
-    """A row of ``RESOURCE_COLUMNS``, or of columns in the same order whose timestamps the database
-    already formatted as text (``provisio.scim.serialize.RESOURCE_COLUMNS``)."""
+    """A member read as plain columns (several times cheaper than an ORM object): id, document,
+    timestamps (datetimes, or text the database already formatted) and version."""
 
     id: str
     doc: dict[str, Any]
@@ -437,7 +432,7 @@ def page_query(
     where: ColumnElement[bool] | None,
     order_by: Sequence[ColumnElement[Any]],
     limit: int,
-    columns: Sequence[Any] = RESOURCE_COLUMNS,
+    columns: Sequence[Any],
 ) -> Select[Any]:
     """The first ``limit`` members SCIM can see in the workspace whose id is ``scope`` (a column of the
     statement this one is joined into) matching ``where``, as rows of ``columns``."""

@@ -23,8 +23,8 @@ def etag(version: int) -> str:
     return f'W/"{version}"'
 
 
-# What reads select to build User resources: the timestamps come formatted by the database, so a page of
-# a hundred users neither parses nor formats two hundred datetimes.
+# What reads select to build User resources (rows of ``members.MemberResource``): the timestamps come
+# formatted by the database, so a page of a hundred users neither parses nor formats two hundred datetimes.
 RESOURCE_COLUMNS = (
     Member.id,
     Member.doc,

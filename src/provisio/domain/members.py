@@ -140,6 +140,11 @@ async def _update_row(session: AsyncSession, member: Member, values: dict[str, A
     loaded object as its committed state. An ORM flush of the same change costs several times more, and
     this runs on every SCIM PUT and PATCH."""
     await session.execute(_UPDATE_MEMBER, {"member_id": member.id, **values})
+    _mirror(member, values)
+
+
+def _mirror(member: Member, values: dict[str, Any]) -> None:
+    """Show a row's new values on the loaded object as its committed state (nothing left to flush)."""
     for column, value in values.items():
         set_committed_value(member, column, value)
 
@@ -378,8 +383,7 @@ async def replace_member_if_current(
     params.update(event.params())
     if (await session.execute(_REPLACE_AND_LOG, params)).first() is None:
         return False
-    for column, value in plan.values.items():
-        set_committed_value(member, column, value)
+    _mirror(member, plan.values)
     return True
 
 
@@ -490,7 +494,18 @@ async def list_members(
         for row in rows:
             members.append(row if columns is not None else row[0])
             keys.append(row[-1] if key is not None else None)
-    if limit > 0 and len(members) < limit and offset == 0 and keyset is None:
-        # The whole match fits in this page (an IdP's userName lookup, typically): it is its own total.
-        return Page(total=len(members), members=members, keys=keys)
-    return Page(total=await count_members(session, workspace, where), members=members, keys=keys)
+    if offset == 0 and keyset is None:
+        total = await first_page_total(session, workspace, where, len(members), limit)
+    else:
+        total = await count_members(session, workspace, where)
+    return Page(total=total, members=members, keys=keys)
+
+
+async def first_page_total(
+    session: AsyncSession, workspace: WorkspaceRef, where: ColumnElement[bool] | None, found: int, limit: int
+) -> int:
+    """The total of a first page that found ``found`` members of at most ``limit``: a page that is not
+    full holds the whole match (an IdP's userName lookup, typically) and is its own total."""
+    if limit > 0 and found < limit:
+        return found
+    return await count_members(session, workspace, where)

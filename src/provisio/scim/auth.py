@@ -143,7 +143,7 @@ async def authenticate_with_member(
     return _checked(_caller(row)), member
 
 
-_CALLER_COLUMNS = 6
+_CALLER_COLUMNS = len(_CALLER.selected_columns)
 _CALLER_SUBQUERY = _CALLER.subquery("caller")
 
 

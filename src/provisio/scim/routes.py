@@ -308,12 +308,17 @@ async def resource_types(call: ScimCall) -> Response:
     return ScimResponse(_list_response(discovery.resource_types(call.base)))
 
 
+def _by_id(documents: list[dict[str, Any]], wanted: str, missing: str) -> Response:
+    for doc in documents:
+        if doc["id"] == wanted:
+            return ScimResponse(doc)
+    raise ScimError(404, missing)
+
+
 async def resource_type(call: ScimCall, type_id: str) -> Response:
     await _authenticated(call)
-    for rt in discovery.resource_types(call.base):
-        if rt["id"] == type_id:
-            return ScimResponse(rt)
-    raise ScimError(404, f"No resource type {type_id!r}: this server serves User.")
+    missing = f"No resource type {type_id!r}: this server serves User."
+    return _by_id(discovery.resource_types(call.base), type_id, missing)
 
 
 async def schemas(call: ScimCall) -> Response:
@@ -323,10 +328,7 @@ async def schemas(call: ScimCall) -> Response:
 
 async def schema(call: ScimCall, schema_id: str) -> Response:
     await _authenticated(call)
-    for doc in discovery.schemas(call.base):
-        if doc["id"] == schema_id:
-            return ScimResponse(doc)
-    raise ScimError(404, f"No schema {schema_id!r}.")
+    return _by_id(discovery.schemas(call.base), schema_id, f"No schema {schema_id!r}.")
 
 
 # --- Users -------------------------------------------------------------------------------------------
@@ -354,9 +356,9 @@ async def _list(call: ScimCall, session: AsyncSession, params: ListParams) -> Re
             ),
         )
         members: list[MemberView] = [member_service.MemberResource(*row) for row in rows]
-        total = len(members)
-        if total == params.count:
-            total = await member_service.count_members(session, call.workspace, where)
+        total = await member_service.first_page_total(
+            session, call.workspace, where, len(members), params.count
+        )
         return _list_body(call, params, projection, total, members)
     if call.caller is None:
         await call.authenticate(session)

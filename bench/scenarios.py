@@ -86,6 +86,8 @@ def _list_page(ctx: Context, start_index: Callable[[random.Random], int]) -> OpF
             start = start_index(rng)
             params = {"startIndex": str(start), "count": str(PAGE)}
             body = (await ctx.client.expect(200, "GET", "/Users", params=params)).json()
+            if body.get("totalResults") != len(ctx.users):
+                raise ScenarioError(f"totalResults {body.get('totalResults')}, not {len(ctx.users)}")
             expected = min(PAGE, len(ctx.users) - start + 1)
             if len(body.get("Resources", [])) < expected:
                 raise ScenarioError(
@@ -105,6 +107,13 @@ def _list_deep(ctx: Context) -> OpFactory:
     """A page of 100 that starts near the end: ``startIndex`` in N-199 … N-100 (so it is always full)."""
     n = len(ctx.users)
     return _list_page(ctx, lambda rng: max(1, n - 199 + rng.randrange(100)))
+
+
+def _list_middle(ctx: Context) -> OpFactory:
+    """A page of 100 around the middle, ``startIndex`` in N/2-50 … N/2+49: the most rows an offset page
+    skips, from either end (deep pages are counted from the nearer end)."""
+    n = len(ctx.users)
+    return _list_page(ctx, lambda rng: max(1, n // 2 - 50 + rng.randrange(100)))
 
 
 def _list_cursor(ctx: Context) -> OpFactory:
@@ -206,6 +215,14 @@ SCENARIOS: tuple[Scenario, ...] = (
         _list_deep,
         "list",
         peer_ratio_target=50.0,
+        slow_on_peer=True,
+        in_scale=True,
+    ),
+    Scenario(
+        "list_middle",
+        "GET /Users?startIndex≈N/2&count=100 (the worst offset page)",
+        _list_middle,
+        "list",
         slow_on_peer=True,
         in_scale=True,
     ),

@@ -87,8 +87,8 @@ async def seed_sql(
     try:
         meta = MetaData()
         async with engine.connect() as conn:
-            await conn.run_sync(lambda sync: meta.reflect(sync, only=["members", "people"]))
-            members, people = meta.tables["members"], meta.tables["people"]
+            await conn.run_sync(lambda sync: meta.reflect(sync, only=["members", "people", "workspaces"]))
+            members, people, workspaces = (meta.tables[n] for n in ("members", "people", "workspaces"))
             member, person = await _load_template(conn, members, people, template_id)
         seeded: list[SeededUser] = []
         for offset in range(0, count, BATCH):
@@ -99,6 +99,12 @@ async def seed_sql(
                 if person_rows:
                     await conn.execute(people.insert(), person_rows)
                 await conn.execute(members.insert(), member_rows)
+                # The kept count the server answers an unfiltered list's totalResults from.
+                await conn.execute(
+                    workspaces.update()
+                    .where(workspaces.c.id == member["workspace_id"])
+                    .values(member_count=workspaces.c.member_count + len(member_rows))
+                )
             seeded.extend(batch)
     finally:
         await engine.dispose()

@@ -33,7 +33,7 @@ from provisio.db.models import Member, Person, Workspace, utcnow
 from provisio.domain import events, membership
 from provisio.domain.errors import DomainError, Kind
 from provisio.domain.uniqueness import conflict_on, flush_or_conflict
-from provisio.domain.workspaces import WorkspaceRef
+from provisio.domain.workspaces import WorkspaceIdentity, WorkspaceRef
 
 # Keys the server owns; never taken from a client's document.
 SERVER_KEYS = ("id", "meta")
@@ -446,11 +446,22 @@ def page_query(
     return base.order_by(*order_by).limit(limit)
 
 
+def known_total(workspace: WorkspaceRef, where: ColumnElement[bool] | None) -> int | None:
+    """How many members SCIM can see match ``where``, when that needs no query: unfiltered, the kept
+    member count a SCIM caller's identity was read with."""
+    if where is None and isinstance(workspace, WorkspaceIdentity):
+        return workspace.member_count
+    return None
+
+
 async def count_members(
     session: AsyncSession, workspace: WorkspaceRef, where: ColumnElement[bool] | None
 ) -> int:
     """How many members SCIM can see match ``where``. Unfiltered, the workspace's kept member count, so
     it costs the same in a workspace of a thousand members as in one of a hundred thousand."""
+    known = known_total(workspace, where)
+    if known is not None:
+        return known
     if where is None:
         query = select(Workspace.member_count).where(Workspace.id == workspace.id)
     else:
@@ -466,39 +477,68 @@ async def list_members(
     order_by: Sequence[ColumnElement[Any]],
     offset: int,
     limit: int,
+    reverse_order_by: Sequence[ColumnElement[Any]] | None = None,
     keyset: ColumnElement[bool] | None = None,
     key: ColumnElement[Any] | None = None,
     columns: Sequence[Any] | None = None,
 ) -> Page:
     """A page of the members matching ``where``, after ``keyset`` when given; ``total`` counts ``where``
-    (``count_members``)."""
+    (``count_members``). ``reverse_order_by``, the exact reverse of ``order_by``, lets a page past the
+    middle of a known total skip its rows from the far end."""
     scope = {"scope_workspace": workspace.id}
     base = _LIVE_MEMBERS if columns is None else _live_select(tuple(columns))
     if where is not None:
         base = base.where(where)
+    known = known_total(workspace, where)
     members: list[Member] = []
     keys: list[Any] = []
     if limit > 0:
         page = base.where(keyset) if keyset is not None else base
-        if offset:
+        skip = _nearer_end(offset, limit, known, order_by, reverse_order_by) if keyset is None else None
+        if skip is not None:
             # Skip rows through the ids alone (an index scan), then read just the page's rows.
-            ids = page.with_only_columns(Member.id).order_by(*order_by).offset(offset).limit(limit)
+            ordering, skipped, taken = skip
+            ids = page.with_only_columns(Member.id).order_by(*ordering).offset(skipped).limit(taken)
             page = (select(*columns) if columns is not None else select(Member)).where(
                 _LIVE, Member.id.in_(ids.scalar_subquery())
             )
         if key is not None:
             page = page.add_columns(key)
         query = page.order_by(*order_by)
-        result = await session.execute(query if offset else query.limit(limit), scope)
+        result = await session.execute(query if skip is not None else query.limit(limit), scope)
         rows: Sequence[Any] = result.all()
         for row in rows:
             members.append(row if columns is not None else row[0])
             keys.append(row[-1] if key is not None else None)
-    if offset == 0 and keyset is None:
+    if known is not None:
+        total = known
+    elif offset == 0 and keyset is None:
         total = await first_page_total(session, workspace, where, len(members), limit)
     else:
         total = await count_members(session, workspace, where)
     return Page(total=total, members=members, keys=keys)
+
+
+def _nearer_end(
+    offset: int,
+    limit: int,
+    total: int | None,
+    order_by: Sequence[ColumnElement[Any]],
+    reverse_order_by: Sequence[ColumnElement[Any]] | None,
+) -> tuple[Sequence[ColumnElement[Any]], int, int] | None:
+    """How to reach the page of ``limit`` rows after ``offset``: the ordering to skip rows in, how many
+    rows to skip and how many to take; None for a first page, which skips nothing.
+
+    Skipping costs a row each, so a page past the middle of a known total is counted from the far end in
+    the reverse order: the last page of any workspace costs what the first does, and the worst skip is
+    half the members. A total read a moment earlier than the page (another request adding a member in
+    between) shifts that page by the difference, as it would shift any offset page between two requests."""
+    if total is not None and reverse_order_by is not None and total - offset < offset < total:
+        end = min(offset + limit, total)
+        return reverse_order_by, total - end, end - offset
+    if offset == 0:
+        return None
+    return order_by, offset, limit
 
 
 async def first_page_total(

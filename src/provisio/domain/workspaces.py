@@ -29,6 +29,9 @@ class WorkspaceIdentity:
     id: str
     key: str
     scim_enabled: bool
+    # The kept count of live members, read in the same statement as the credential: an unfiltered
+    # list's total with no query of its own. Never a basis for seat accounting (that locks and re-reads).
+    member_count: int
 
 
 KEY_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")

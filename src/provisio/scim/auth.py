@@ -7,7 +7,7 @@ caller learns nothing about other tenants.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, bindparam, select
@@ -39,6 +39,7 @@ _CALLER = (
         Workspace.id,
         Workspace.key,
         Workspace.scim_enabled,
+        Workspace.member_count,
         ScimToken.id,
         ScimToken.label,
         access_token_client(),
@@ -54,6 +55,8 @@ _CALLER = (
     )
     .where(Workspace.key == bindparam("workspace_key"))
 )
+_IDENTITY_COLUMNS = len(fields(WorkspaceIdentity))  # first in _CALLER, in the dataclass's order
+_CALLER_COLUMNS = len(_CALLER.selected_columns)
 
 
 # The caller and, in the same statement, one member of its workspace: a SCIM request on /Users/{id}
@@ -72,8 +75,8 @@ def _params(workspace_key: str, token: str) -> dict[str, Any]:
 def _caller(row: Any) -> Caller | None:
     """The caller if the token is a live credential of the workspace's chosen method: an OAuth access
     token, or a legacy bearer token only while the workspace uses the bearer method."""
-    workspace = WorkspaceIdentity(*row[:3])
-    token_id, label, client_id = row[3:6]
+    workspace = WorkspaceIdentity(*row[:_IDENTITY_COLUMNS])
+    token_id, label, client_id = row[_IDENTITY_COLUMNS:_CALLER_COLUMNS]
     if client_id is not None:
         return Caller(workspace, f"OAuth client {client_id}")
     if token_id is not None:
@@ -139,11 +142,10 @@ async def authenticate_with_member(
     row = (await session.execute(statement, params)).first()
     if row is None:
         return _checked(await _caller_for_token(session, workspace_key, token)), None
-    member = members.MemberResource(*row[6:]) if as_row else row[6]
+    member = members.MemberResource(*row[_CALLER_COLUMNS:]) if as_row else row[_CALLER_COLUMNS]
     return _checked(_caller(row)), member
 
 
-_CALLER_COLUMNS = len(_CALLER.selected_columns)
 _CALLER_SUBQUERY = _CALLER.subquery("caller")
 
 

@@ -144,10 +144,15 @@ _BY_ID = Member.id.asc()
 _BY_ID_DESCENDING = Member.id.desc()
 
 
-def order_by(key: ColumnElement[Any] | None, descending: bool) -> list[ColumnElement[Any]]:
+def order_by(
+    key: ColumnElement[Any] | None, descending: bool, *, reverse: bool = False
+) -> list[ColumnElement[Any]]:
+    """Rows by ``key`` (by id alone without one), ties by id ascending; with ``reverse`` the exact reverse
+    of that order. Both databases place NULLs at the opposite end when the direction flips, so turning
+    every term round reverses the whole order (text keys have no NULLs anyway: ``sort_key``)."""
     if key is None:
-        return [_BY_ID_DESCENDING if descending else _BY_ID]
-    return [key.desc() if descending else key.asc(), _BY_ID]
+        return [_BY_ID if descending == reverse else _BY_ID_DESCENDING]
+    return [key.desc() if descending != reverse else key.asc(), _BY_ID_DESCENDING if reverse else _BY_ID]
 
 
 def _is_text(expr: ColumnElement[Any]) -> bool:

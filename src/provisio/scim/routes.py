@@ -369,6 +369,7 @@ async def _list(call: ScimCall, session: AsyncSession, params: ListParams) -> Re
         call.workspace,
         where=where,
         order_by=ordering,
+        reverse_order_by=order_by(key, params.descending, reverse=True),
         # Index pagination skips rows; cursor pagination starts after the cursor's row and reads one
         # row more than it returns, to know whether there is a next page.
         offset=params.start_index - 1 if params.cursor is None else 0,

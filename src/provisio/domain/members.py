@@ -139,8 +139,11 @@ async def _update_row(session: AsyncSession, member: Member, values: dict[str, A
     """One UPDATE of the member's row (the row is locked by ``get_member(lock=True)``), mirrored on the
     loaded object as its committed state. An ORM flush of the same change costs several times more, and
     this runs on every SCIM PUT and PATCH."""
-    await session.execute(_UPDATE_MEMBER, {"member_id": member.id, **values})
-    _mirror(member, values)
+    # Only the columns whose value changes: SQLite maintains every index on a column named in SET,
+    # changed or not, and a profile update changes none of the indexed ones but modified_at.
+    changed = {column: value for column, value in values.items() if getattr(member, column) != value}
+    await session.execute(_UPDATE_MEMBER, {"member_id": member.id, **changed})
+    _mirror(member, changed)
 
 
 def _mirror(member: Member, values: dict[str, Any]) -> None:

@@ -1,6 +1,5 @@
-"""A first list page is read by the statement that authenticates the caller (one round trip for Okta's
-lookup before each create). It must answer exactly as a separate authentication would: 401 before any
-complaint about the request, other tenants invisible, totals right whether or not the page is full."""
+"""A first list page (Okta's lookup before each create): 401 before any complaint about the request,
+other tenants invisible, totals right whether or not the page is full."""
 
 from __future__ import annotations
 

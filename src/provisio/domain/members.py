@@ -433,22 +433,6 @@ class Page:
     keys: list[Any]  # the value of ``key`` for each member, when asked for (keyset pagination)
 
 
-def page_query(
-    scope: Any,
-    *,
-    where: ColumnElement[bool] | None,
-    order_by: Sequence[ColumnElement[Any]],
-    limit: int,
-    columns: Sequence[Any],
-) -> Select[Any]:
-    """The first ``limit`` members SCIM can see in the workspace whose id is ``scope`` (a column of the
-    statement this one is joined into) matching ``where``, as rows of ``columns``."""
-    base = select(*columns).where(Member.workspace_id == scope, Member.deleted_at.is_(None))
-    if where is not None:
-        base = base.where(where)
-    return base.order_by(*order_by).limit(limit)
-
-
 def known_total(workspace: WorkspaceRef, where: ColumnElement[bool] | None) -> int | None:
     """How many members SCIM can see match ``where``, when that needs no query: unfiltered, the kept
     member count a SCIM caller's identity was read with."""

@@ -6,11 +6,10 @@ caller learns nothing about other tenants.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from provisio.db.models import Member, ScimToken, Workspace, utcnow
@@ -144,27 +143,6 @@ async def authenticate_with_member(
         return _checked(await _caller_for_token(session, workspace_key, token)), None
     member = members.MemberResource(*row[_CALLER_COLUMNS:]) if as_row else row[_CALLER_COLUMNS]
     return _checked(_caller(row)), member
-
-
-_CALLER_SUBQUERY = _CALLER.subquery("caller")
-
-
-async def authenticate_with_page(
-    session: AsyncSession,
-    workspace_key: str,
-    authorization: str | None,
-    page: Callable[[ColumnElement[str]], Select[Any]],
-) -> tuple[Caller, list[Any]]:
-    """The caller and, in the same statement, a page of its workspace's members: ``page`` builds the
-    page's statement from the column holding the workspace id. A first page of a filter (Okta's lookup
-    before every create) then costs one round trip, not two. 401 first, as for everything else."""
-    token = bearer_token(authorization)
-    statement = page(_CALLER_SUBQUERY.c[0]).add_columns(*_CALLER_SUBQUERY.c)
-    rows = (await session.execute(statement, _params(workspace_key, token))).all()
-    if not rows:
-        return _checked(await _caller_for_token(session, workspace_key, token)), []
-    caller = _checked(_caller(rows[0][-_CALLER_COLUMNS:]))
-    return caller, [row[:-_CALLER_COLUMNS] for row in rows]
 
 
 def _checked(caller: Caller | None) -> Caller:

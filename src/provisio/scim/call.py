@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
@@ -14,7 +12,7 @@ from provisio.config import Settings
 from provisio.db.engine import Database
 from provisio.domain import members
 from provisio.domain.workspaces import WorkspaceIdentity
-from provisio.scim.auth import Caller, authenticate, authenticate_with_member, authenticate_with_page
+from provisio.scim.auth import Caller, authenticate, authenticate_with_member
 
 
 @dataclass
@@ -52,17 +50,6 @@ class ScimCall:
         if member is None:
             raise members.not_found(member_id)
         return member
-
-    async def authenticate_with_page(
-        self, session: AsyncSession, page: Callable[[ColumnElement[str]], Select[Any]]
-    ) -> list[Any]:
-        """``authenticate``, and the rows of a page of members read by the same statement (see
-        ``provisio.scim.auth.authenticate_with_page``)."""
-        caller, rows = await authenticate_with_page(
-            session, self.workspace_key, self.request.headers.get("authorization"), page
-        )
-        self._authenticated(caller)
-        return rows
 
     def _authenticated(self, caller: Caller) -> None:
         self.caller = caller

@@ -335,33 +335,19 @@ async def schema(call: ScimCall, schema_id: str) -> Response:
 
 
 async def _list(call: ScimCall, session: AsyncSession, params: ListParams) -> Response:
-    """A list or search; authenticates first when the caller has not yet (a GET)."""
-    schema = user_schema()
-    try:
-        projection = Projection.parse(schema, params.attributes, params.excluded_attributes)
-        where = filter_clause(params, schema, call.db.dialect)
-        key = sort_key(schema, params.sort_by)
-    except ScimError:
-        if call.caller is None:
-            await call.authenticate(session)  # 401 before any complaint about the request
-        raise
-    ordering = order_by(key, params.descending)
-    first_page = params.cursor is None and params.start_index == 1 and params.count > 0
-    if call.caller is None and first_page:
-        # One statement for the caller and the page; a page that is not full is its own total.
-        rows = await call.authenticate_with_page(
-            session,
-            lambda scope: member_service.page_query(
-                scope, where=where, order_by=ordering, limit=params.count, columns=RESOURCE_COLUMNS
-            ),
-        )
-        members: list[MemberView] = [member_service.MemberResource(*row) for row in rows]
-        total = await member_service.first_page_total(
-            session, call.workspace, where, len(members), params.count
-        )
-        return _list_body(call, params, projection, total, members)
+    """A list or search; authenticates first when the caller has not yet (a GET).
+
+    The page is read by a statement of its own, with the workspace id as a constant: joined to the
+    statement that checks the token, PostgreSQL could not see which workspace it pages through and
+    walked the primary key of every tenant's members in id order (measured: a first page of a
+    1,000-member workspace beside one of 20,000 read 1,840 rows, 3.3 ms instead of 0.4 ms)."""
     if call.caller is None:
-        await call.authenticate(session)
+        await call.authenticate(session)  # 401 before any complaint about the request
+    schema = user_schema()
+    projection = Projection.parse(schema, params.attributes, params.excluded_attributes)
+    where = filter_clause(params, schema, call.db.dialect)
+    key = sort_key(schema, params.sort_by)
+    ordering = order_by(key, params.descending)
     secret = call.settings.secret_key.encode()
     cursor = decode_cursor(secret, params, params.cursor) if params.cursor else None
     page = await member_service.list_members(

@@ -112,6 +112,40 @@ async def seed_sql(
     return seeded, time.perf_counter() - began
 
 
+async def seed_neighbour(database_url: str, template_id: str, count: int) -> float:
+    """Another workspace with ``count`` members cloned from the member ``template_id``: a multi-tenant
+    database, where a statement that loses sight of its workspace reads other tenants' rows (their ids
+    interleave with the measured workspace's). Its members have no ``people`` row: nothing the measured
+    workspace does looks them up."""
+    began = time.perf_counter()
+    engine = create_async_engine(_async_url(database_url))
+    try:
+        meta = MetaData()
+        async with engine.begin() as conn:
+            await conn.run_sync(lambda sync: meta.reflect(sync, only=["members", "workspaces"]))
+            members, workspaces = meta.tables["members"], meta.tables["workspaces"]
+            member = dict(
+                (await conn.execute(select(members).where(members.c.id == template_id))).mappings().one()
+            )
+            found = await conn.execute(select(workspaces).where(workspaces.c.id == member["workspace_id"]))
+            workspace = dict(found.mappings().one())
+            neighbour_id = str(uuid.uuid4())
+            suffix = neighbour_id[:8]
+            workspace.update(
+                id=neighbour_id, key=f"neighbour-{suffix}", name=f"Neighbour {suffix}", member_count=count
+            )
+            await conn.execute(workspaces.insert(), [workspace])
+            for offset in range(0, count, BATCH):
+                rows, _, _ = _rows(member, None, offset, min(BATCH, count - offset))
+                for row in rows:
+                    row.update(workspace_id=neighbour_id, person_id=None)
+                await conn.execute(members.insert(), rows)
+    finally:
+        await engine.dispose()
+    await settle(database_url)
+    return time.perf_counter() - began
+
+
 async def settle(database_url: str) -> None:
     """PostgreSQL, after seeding: what autovacuum does within a minute of a bulk load — statistics for the
     planner, and the visibility map that lets an index-only scan (an offset page skipping rows) skip the

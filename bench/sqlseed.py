@@ -13,13 +13,14 @@ import time
 import uuid
 from typing import Any
 
-from sqlalchemy import MetaData, Table, select, text
+from sqlalchemy import MetaData, Table, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from bench.users import SeededUser, user_name
 
 BATCH = 5_000
+TABLES = ["members", "people", "workspaces", "member_buckets"]
 DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 
 
@@ -87,7 +88,7 @@ async def seed_sql(
     try:
         meta = MetaData()
         async with engine.connect() as conn:
-            await conn.run_sync(lambda sync: meta.reflect(sync, only=["members", "people", "workspaces"]))
+            await conn.run_sync(lambda sync: meta.reflect(sync, only=TABLES))
             members, people, workspaces = (meta.tables[n] for n in ("members", "people", "workspaces"))
             member, person = await _load_template(conn, members, people, template_id)
         seeded: list[SeededUser] = []
@@ -106,10 +107,24 @@ async def seed_sql(
                     .values(member_count=workspaces.c.member_count + len(member_rows))
                 )
             seeded.extend(batch)
+        async with engine.begin() as conn:
+            await _recount_buckets(conn, meta, member["workspace_id"])
     finally:
         await engine.dispose()
-    await settle(database_url)
     return seeded, time.perf_counter() - began
+
+
+async def _recount_buckets(conn: AsyncConnection, meta: MetaData, workspace_id: str) -> None:
+    """The server's kept live counts per id prefix (``provisio.domain.member_buckets``), from the rows."""
+    members, buckets = meta.tables["members"], meta.tables["member_buckets"]
+    prefix = func.substr(members.c.id, 1, 2)
+    live = (
+        select(members.c.workspace_id, prefix, func.count())
+        .where(members.c.workspace_id == workspace_id, members.c.deleted_at.is_(None))
+        .group_by(members.c.workspace_id, prefix)
+    )
+    await conn.execute(buckets.delete().where(buckets.c.workspace_id == workspace_id))
+    await conn.execute(buckets.insert().from_select(["workspace_id", "prefix", "live"], live))
 
 
 async def seed_neighbour(database_url: str, template_id: str, count: int) -> float:
@@ -122,7 +137,7 @@ async def seed_neighbour(database_url: str, template_id: str, count: int) -> flo
     try:
         meta = MetaData()
         async with engine.begin() as conn:
-            await conn.run_sync(lambda sync: meta.reflect(sync, only=["members", "workspaces"]))
+            await conn.run_sync(lambda sync: meta.reflect(sync, only=TABLES))
             members, workspaces = meta.tables["members"], meta.tables["workspaces"]
             member = dict(
                 (await conn.execute(select(members).where(members.c.id == template_id))).mappings().one()
@@ -140,9 +155,9 @@ async def seed_neighbour(database_url: str, template_id: str, count: int) -> flo
                 for row in rows:
                     row.update(workspace_id=neighbour_id, person_id=None)
                 await conn.execute(members.insert(), rows)
+            await _recount_buckets(conn, meta, neighbour_id)
     finally:
         await engine.dispose()
-    await settle(database_url)
     return time.perf_counter() - began
 
 

@@ -35,15 +35,20 @@ async def test_first_page_totals_and_tenant_isolation(
 ) -> None:
     other = await make_tenant(db, "Other")
     url = f"{tenant.base}/Users"
-    # An empty workspace: the statement finds no row, the caller is still authenticated: an empty page.
+    # An empty workspace: an empty page, not a 401 or 404.
     empty = (await client.get(url, params={"filter": 'userName sw "user"'}, headers=tenant.headers)).json()
     assert (empty["totalResults"], empty["Resources"]) == (0, [])
     await seed(client, tenant, 3)
-    # Not full: the page is its own total. Full: the total is counted.
-    for count, total, items in ((5, 3, 3), (3, 3, 3), (2, 3, 2), (0, 3, 0)):
-        body = (await client.get(url, params={"count": str(count)}, headers=tenant.headers)).json()
-        assert (body["totalResults"], body["itemsPerPage"], body["startIndex"]) == (total, items, 1), count
-        assert len(body["Resources"]) == items
+    # Unfiltered, the total is the workspace's kept member count. Filtered: a page that is not full is
+    # its own total, a full one is counted.
+    for params in ({}, {"filter": 'userName sw "user"'}):
+        for count, total, items in ((5, 3, 3), (3, 3, 3), (2, 3, 2), (0, 3, 0)):
+            query = {**params, "count": str(count)}
+            body = (await client.get(url, params=query, headers=tenant.headers)).json()
+            assert (body["totalResults"], body["itemsPerPage"], body["startIndex"]) == (total, items, 1), (
+                query
+            )
+            assert len(body["Resources"]) == items
     found = (
         await client.get(url, params={"filter": 'userName eq "USER001@example.com"'}, headers=tenant.headers)
     ).json()

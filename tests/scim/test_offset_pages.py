@@ -4,9 +4,18 @@ read, must be exactly the slice of the whole ordered list that ``startIndex`` an
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
 import httpx
 import pytest
+from sqlalchemy import event, func, select
 
+from provisio.db.engine import Database
+from provisio.db.models import Member, MemberBucket
+from provisio.domain import members
+from provisio.domain.members import _nearer_end
 from tests.conftest import Tenant
 from tests.scim.test_okta_flow import okta_user
 
@@ -17,7 +26,7 @@ async def _seed(client: httpx.AsyncClient, tenant: Tenant) -> list[dict]:
     users = []
     for i in range(SIZE):
         body = okta_user(f"page{i:02d}@example.com", given=f"G{i % 3}", family=f"F{(i * 5) % SIZE:02d}")
-        if i % 4 == 1:  # NULL keys and ties, which the reverse order must place exactly opposite
+        if i % 4 == 1:  # missing values (sorted as "") and ties, which the reverse order must mirror
             body = {k: v for k, v in body.items() if k not in ("displayName", "externalId", "name")}
         if i % 3 == 2:
             body["active"] = False  # inactive members are still listed
@@ -40,14 +49,55 @@ async def _ids(client: httpx.AsyncClient, tenant: Tenant, params: dict[str, obje
     return body["totalResults"], [u["id"] for u in body["Resources"]]
 
 
+@contextmanager
+def _statements(app: Any) -> Iterator[list[str]]:
+    """The SQL the app's reading engine runs meanwhile."""
+    seen: list[str] = []
+    engine = app.state.db.read_engine.sync_engine
+
+    def capture(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+
+
+SORT_KEYS = [
+    None,
+    "userName",
+    "displayName",
+    "name.givenName",
+    "externalId",
+    "active",
+    "meta.created",
+    "title",
+]
+
+
 @pytest.mark.parametrize(
-    "sort_by",
-    [None, "userName", "displayName", "name.givenName", "externalId", "active", "meta.created", "title"],
+    ("sort_by", "buckets"),
+    [(key, False) for key in SORT_KEYS] + [(None, True)],
+    ids=[f"{key}-rows" for key in SORT_KEYS] + ["None-buckets"],
 )
 async def test_every_offset_page_is_its_slice_of_the_whole_list(
-    client: httpx.AsyncClient, tenant: Tenant, sort_by: str | None
+    client: httpx.AsyncClient,
+    tenant: Tenant,
+    app: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    sort_by: str | None,
+    buckets: bool,
 ) -> None:
+    """With ``buckets``, pages in id order from the second on skip whole buckets
+    (``domain.member_buckets``), as pages past ``BUCKET_SKIP_FROM`` do in a large workspace."""
+    if buckets:
+        monkeypatch.setattr(members, "BUCKET_SKIP_FROM", 1)
     users = await _seed(client, tenant)
+    with _statements(app) as seen:
+        await _ids(client, tenant, {"startIndex": 3, "count": 2})
+    assert any("member_buckets" in sql for sql in seen) == buckets
     live = len(users)
     for order in ("ascending", "descending"):
         sort = {"sortOrder": order} | ({"sortBy": sort_by} if sort_by else {})
@@ -76,3 +126,60 @@ async def test_filtered_pages_past_the_middle(client: httpx.AsyncClient, tenant:
         assert (await _ids(client, tenant, {**params, "startIndex": start, "count": 3}))[1] == whole[
             start - 1 : start + 2
         ]
+
+
+FORWARD = [Member.id.asc()]
+BACKWARD = [Member.id.desc()]
+
+
+@pytest.mark.parametrize(
+    ("offset", "limit", "total", "expected"),
+    [
+        (0, 100, 10_000, None),  # a first page skips nothing
+        (100, 100, 10_000, ("forward", 100, 100)),
+        (5_000, 100, 10_000, ("forward", 5_000, 100)),  # the middle: no nearer end
+        (5_001, 100, 10_000, ("backward", 4_899, 100)),
+        (9_850, 100, 10_000, ("backward", 50, 100)),
+        (9_950, 100, 10_000, ("backward", 0, 50)),  # the last page, not full
+        (9_999, 100, 10_000, ("backward", 0, 1)),
+        (10_000, 100, 10_000, ("forward", 10_000, 100)),  # past the end: an empty page, read forwards
+        (9_850, 100, None, ("forward", 9_850, 100)),  # a filter: no total known in advance
+        (2, 5, 3, ("backward", 0, 1)),
+    ],
+)
+def test_pages_past_the_middle_are_counted_from_the_far_end(
+    offset: int, limit: int, total: int | None, expected: tuple[str, int, int] | None
+) -> None:
+    """Which way a page is read, how many rows it skips and takes (the HTTP tests above get the same
+    pages either way, so they alone could not tell whether the far end is ever used)."""
+    skip = _nearer_end(offset, limit, total, FORWARD, BACKWARD)
+    if expected is None:
+        assert skip is None
+        return
+    ordering, skipped, taken = skip  # type: ignore[misc]
+    assert ("forward" if ordering is FORWARD else "backward", skipped, taken) == expected
+
+
+async def test_bucket_counts_follow_every_create_and_delete(
+    client: httpx.AsyncClient, db: Database, tenant: Tenant
+) -> None:
+    """The kept counts (bucket by bucket, and the workspace's total) equal the live rows."""
+    users = await _seed(client, tenant)  # creates, deactivations and a DELETE
+    for user in users[:3]:
+        r = await client.delete(f"{tenant.base}/Users/{user['id']}", headers=tenant.headers)
+        assert r.status_code == 204
+    prefix = func.substr(Member.id, 1, 2)
+    async with db.reading() as session:
+        rows = await session.execute(
+            select(prefix, func.count())
+            .where(Member.workspace_id == tenant.id, Member.deleted_at.is_(None))
+            .group_by(prefix)
+        )
+        expected = {p: n for p, n in rows.all()}
+        kept = await session.execute(
+            select(MemberBucket.prefix, MemberBucket.live).where(MemberBucket.workspace_id == tenant.id)
+        )
+        assert {p: n for p, n in kept.all() if n} == expected
+    assert sum(expected.values()) == len(users) - 3
+    body = (await client.get(f"{tenant.base}/Users", params={"count": 1}, headers=tenant.headers)).json()
+    assert body["totalResults"] == len(users) - 3

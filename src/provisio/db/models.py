@@ -154,6 +154,22 @@ class Member(Base):
     )
 
 
+class MemberBucket(Base):
+    """How many live members of a workspace have ids starting with ``prefix`` (two hex digits).
+
+    Member ids are random UUIDs, so the 256 prefixes split a workspace into buckets of about equal size;
+    an offset page in id order skips whole buckets by adding up these counts and steps through the rows
+    of one bucket only (``domain.members``). Kept in the same transaction as ``Workspace.member_count``."""
+
+    __tablename__ = "member_buckets"
+
+    workspace_id: Mapped[str] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    prefix: Mapped[str] = mapped_column(String(2), primary_key=True)
+    live: Mapped[int] = mapped_column(Integer)
+
+
 class ScimToken(Base):
     """A long-lived bearer token of one workspace (the legacy SCIM authentication method)."""
 

@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from provisio.db.models import Member, Person, Workspace, utcnow
-from provisio.domain import events, membership
+from provisio.domain import events, member_buckets, membership
 from provisio.domain.errors import DomainError, Kind
 from provisio.domain.uniqueness import conflict_on, flush_or_conflict
 from provisio.domain.workspaces import WorkspaceIdentity, WorkspaceRef
@@ -228,18 +228,26 @@ async def create_member(
     _sync_columns(member, doc)
     session.add(member)
     await _flush_unique(session, doc["userName"])
-    await _count_members(session, workspace, +1)
+    await _count_members(session, workspace, member.id, +1)
     return member
 
 
-async def _count_members(session: AsyncSession, workspace: WorkspaceRef, delta: int) -> None:
+async def _count_members(session: AsyncSession, workspace: WorkspaceRef, member_id: str, delta: int) -> None:
+    """Member ``member_id`` became visible to SCIM (+1) or stopped being so (-1): the kept counts."""
     # An atomic increment: concurrent writers on PostgreSQL queue on the row instead of losing updates.
     await session.execute(
         update(Workspace)
         .where(Workspace.id == workspace.id)
         .values(member_count=Workspace.member_count + delta)
     )
+    await member_buckets.record(session, workspace.id, member_id, delta)
 
+
+# Id order, the default of every list: offset pages in it skip whole buckets (``member_buckets``).
+BY_ID = Member.id.asc()
+# Stepping through fewer rows than this costs less than adding up the 256 bucket counts (measured with
+# make bench at 10,000 members: the two cost about the same for a page in the middle, on both databases).
+BUCKET_SKIP_FROM = 5_000
 
 # The members SCIM can see in the workspace bound as ``scope_workspace``: built once, because building
 # a statement costs more than running an indexed page of it.
@@ -395,7 +403,7 @@ async def delete_member(session: AsyncSession, workspace: WorkspaceRef, member: 
     now = utcnow()
     values = {"active": False, "deleted_at": now, "modified_at": now, "version": member.version + 1}
     await _update_row(session, member, values)
-    await _count_members(session, workspace, -1)
+    await _count_members(session, workspace, member.id, -1)
 
 
 # Built once per columns tuple. The cache keeps each tuple alive, so no other column can take over the
@@ -472,7 +480,7 @@ async def list_members(
     """A page of the members matching ``where``, after ``keyset`` when given; ``total`` counts ``where``
     (``count_members``). ``reverse_order_by``, the exact reverse of ``order_by``, lets a page past the
     middle of a known total skip its rows from the far end."""
-    scope = {"scope_workspace": workspace.id}
+    scope: dict[str, Any] = {"scope_workspace": workspace.id}
     base = _LIVE_MEMBERS if columns is None else _live_select(tuple(columns))
     if where is not None:
         base = base.where(where)
@@ -481,18 +489,23 @@ async def list_members(
     keys: list[Any] = []
     if limit > 0:
         page = base.where(keyset) if keyset is not None else base
+        ids: Select[Any] | None = None
         skip = _nearer_end(offset, limit, known, order_by, reverse_order_by) if keyset is None else None
-        if skip is not None:
-            # Skip rows through the ids alone (an index scan), then read just the page's rows.
+        if skip is not None and skip[1] >= BUCKET_SKIP_FROM and where is None and _by_id(order_by):
+            ids = member_buckets.ids_after(page.with_only_columns(Member.id), limit)
+            scope["skip_rows"] = offset
+        elif skip is not None:
             ordering, skipped, taken = skip
             ids = page.with_only_columns(Member.id).order_by(*ordering).offset(skipped).limit(taken)
+        if ids is not None:
+            # Skip rows through the ids alone (an index scan), then read just the page's rows.
             page = (select(*columns) if columns is not None else select(Member)).where(
                 _LIVE, Member.id.in_(ids.scalar_subquery())
             )
         if key is not None:
             page = page.add_columns(key)
         query = page.order_by(*order_by)
-        result = await session.execute(query if skip is not None else query.limit(limit), scope)
+        result = await session.execute(query if ids is not None else query.limit(limit), scope)
         rows: Sequence[Any] = result.all()
         for row in rows:
             members.append(row if columns is not None else row[0])
@@ -504,6 +517,11 @@ async def list_members(
     else:
         total = await count_members(session, workspace, where)
     return Page(total=total, members=members, keys=keys)
+
+
+def _by_id(order_by: Sequence[ColumnElement[Any]]) -> bool:
+    # Identity, not ==: SQL expressions compare into SQL.
+    return len(order_by) == 1 and order_by[0] is BY_ID
 
 
 def _nearer_end(

@@ -19,6 +19,7 @@ import orjson
 from sqlalchemy import ColumnElement, String, and_, func, literal, or_
 
 from provisio.db.models import Member
+from provisio.domain import members as member_service
 from provisio.scim.errors import EXPIRED_CURSOR, INVALID_CURSOR, INVALID_VALUE, ScimError
 from provisio.scim.filter_ast import Filter
 from provisio.scim.filter_parser import parse_filter
@@ -140,7 +141,7 @@ def _raw_sort_key(schema: ResourceSchema, sort_by: str | None) -> ColumnElement[
     return expr if leaf.case_exact else func.lower(expr, type_=String)
 
 
-_BY_ID = Member.id.asc()
+_BY_ID = member_service.BY_ID  # the domain pages in it by buckets
 _BY_ID_DESCENDING = Member.id.desc()
 
 

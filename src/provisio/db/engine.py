@@ -5,8 +5,9 @@ the standard ``sqlite3`` module called on the event loop's thread (``provisio.db
 On SQLite, writes run in ``BEGIN IMMEDIATE`` transactions so that two writers queue on the database
 lock instead of one of them failing half-way with "database is locked" when it upgrades a read lock.
 
-Reads run in autocommit (one statement, one snapshot, no BEGIN/ROLLBACK round trips): every SCIM
-read is a single statement, and a handful of round trips is most of a lookup's cost.
+Reads run in autocommit (each statement its own snapshot, no BEGIN/ROLLBACK round trips): a SCIM
+lookup is one statement, a list page two or three (the caller, the page, and a count when a filtered
+page is full), and round trips are most of a lookup's cost.
 """
 
 from __future__ import annotations

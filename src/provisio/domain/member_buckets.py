@@ -7,7 +7,8 @@ rows of a single bucket, ~1/256 of the workspace, instead of through all ``n`` r
 counts and the rows are read by one statement, so they agree even while members come and go.
 
 ``record`` is called wherever ``Workspace.member_count`` changes (``domain.members``), in the same
-transaction.
+transaction, last: a bucket row is locked after the workspace and people rows (the lock order in
+``provisio.domain.seats``).
 """
 
 from __future__ import annotations

@@ -142,6 +142,8 @@ async def _update_row(session: AsyncSession, member: Member, values: dict[str, A
     # Only the columns whose value changes: SQLite maintains every index on a column named in SET,
     # changed or not, and a profile update changes none of the indexed ones but modified_at.
     changed = {column: value for column, value in values.items() if getattr(member, column) != value}
+    if not changed:
+        return
     await session.execute(_UPDATE_MEMBER, {"member_id": member.id, **changed})
     _mirror(member, changed)
 

@@ -11,7 +11,8 @@ serialised. With the lock held, the count is exact under READ COMMITTED: every o
 on the same row and its members are visible once it commits.
 
 Lock order, to stay free of deadlocks (see also ``provisio.domain.membership``):
-``members`` row (PUT/PATCH/DELETE lock the member first) → ``workspaces`` row → ``people`` row.
+``members`` row (PUT/PATCH/DELETE lock the member first) → ``workspaces`` row → ``people`` row →
+``member_buckets`` row (``provisio.domain.member_buckets``).
 """
 
 from __future__ import annotations

@@ -138,10 +138,8 @@ async def seed_neighbour(database_url: str, template_id: str, count: int) -> flo
         meta = MetaData()
         async with engine.begin() as conn:
             await conn.run_sync(lambda sync: meta.reflect(sync, only=TABLES))
-            members, workspaces = meta.tables["members"], meta.tables["workspaces"]
-            member = dict(
-                (await conn.execute(select(members).where(members.c.id == template_id))).mappings().one()
-            )
+            members, people, workspaces = (meta.tables[n] for n in ("members", "people", "workspaces"))
+            member, _ = await _load_template(conn, members, people, template_id)
             found = await conn.execute(select(workspaces).where(workspaces.c.id == member["workspace_id"]))
             workspace = dict(found.mappings().one())
             neighbour_id = str(uuid.uuid4())

@@ -106,9 +106,9 @@ async def seed_sql(
                     .where(workspaces.c.id == member["workspace_id"])
                     .values(member_count=workspaces.c.member_count + len(member_rows))
                 )
+                # In the batch's own transaction: an interrupted seeding leaves the counts true.
+                await _recount_buckets(conn, meta, member["workspace_id"])
             seeded.extend(batch)
-        async with engine.begin() as conn:
-            await _recount_buckets(conn, meta, member["workspace_id"])
     finally:
         await engine.dispose()
     return seeded, time.perf_counter() - began

@@ -46,6 +46,10 @@ def test_cli_workspace_and_token_json(tmp_path: Path) -> None:
         "revoked": True
     }
 
+    recount = cli(url, "db", "recount", "--json")
+    assert recount.returncode == 0, recount.stderr
+    assert json.loads(recount.stdout) == {"corrected_workspaces": []}
+
     dup = cli(url, "workspace", "create", "Acme Inc", "--key", "acme-inc", "--json")
     assert dup.returncode == 1 and "already exists" in dup.stderr
     missing = cli(url, "token", "create", "nope", "--json")

@@ -15,6 +15,7 @@ from provisio.db.engine import Database
 from provisio.db.migrate import upgrade
 from provisio.domain import admins as admin_service
 from provisio.domain import domains as domain_service
+from provisio.domain import member_buckets
 from provisio.domain import redirect_uris as redirect_service
 from provisio.domain import scim_credentials as credential_service
 from provisio.domain import scim_settings as scim_settings_service
@@ -63,6 +64,19 @@ def db_upgrade(as_json: bool = JSON_OPTION) -> None:
     url = get_settings().database_url
     upgrade(url)
     _emit({"status": "ok"}, as_json, ["Database is up to date."])
+
+
+@db_app.command("recount")
+def db_recount(as_json: bool = JSON_OPTION) -> None:
+    """Rebuild the kept member counts (list totals, offset-page buckets) from the member rows."""
+
+    async def work(db: Database) -> list[str]:
+        async with db.writing() as session:
+            return await member_buckets.recount(session)
+
+    wrong = _run(work)
+    lines = [f"Corrected the counts of {len(wrong)} workspace(s)." if wrong else "Every count was right."]
+    _emit({"corrected_workspaces": wrong}, as_json, lines)
 
 
 @app.command()

@@ -4,17 +4,18 @@ read, must be exactly the slice of the whole ordered list that ``startIndex`` an
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, update
 
 from provisio.db.engine import Database
-from provisio.db.models import Member, MemberBucket
-from provisio.domain import members
+from provisio.db.models import Member, MemberBucket, Workspace
+from provisio.domain import member_buckets, members
 from provisio.domain.members import _nearer_end
 from tests.conftest import Tenant
 from tests.scim.test_okta_flow import okta_user
@@ -94,7 +95,13 @@ async def test_every_offset_page_is_its_slice_of_the_whole_list(
     (``domain.member_buckets``), as pages past ``BUCKET_SKIP_FROM`` do in a large workspace."""
     if buckets:
         monkeypatch.setattr(members, "BUCKET_SKIP_FROM", 1)
+        # Ids in a few prefixes, so that buckets hold several members (and pages start inside them) and
+        # one bucket is left with none live (``_seed`` deletes the fifth member).
+        prefixes = iter(["a0", "a0", "a0", "0f", "5c", "a0", "ff", "0f", "0f", "a0", "ff"])
+        monkeypatch.setattr(members, "new_id", lambda: f"{next(prefixes)}{uuid.uuid4()}"[:36])
     users = await _seed(client, tenant)
+    if buckets:
+        assert sorted({u["id"][:2] for u in users}) == ["0f", "a0", "ff"]
     with _statements(app) as seen:
         await _ids(client, tenant, {"startIndex": 3, "count": 2})
     assert any("member_buckets" in sql for sql in seen) == buckets
@@ -183,3 +190,27 @@ async def test_bucket_counts_follow_every_create_and_delete(
     assert sum(expected.values()) == len(users) - 3
     body = (await client.get(f"{tenant.base}/Users", params={"count": 1}, headers=tenant.headers)).json()
     assert body["totalResults"] == len(users) - 3
+
+
+async def test_recount_repairs_counts_written_around_the_server(
+    client: httpx.AsyncClient, db: Database, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``provisio db recount``: counts broken by hand (SQL around the server) are rebuilt from the rows."""
+    monkeypatch.setattr(members, "BUCKET_SKIP_FROM", 1)
+    users = await _seed(client, tenant)
+    _, whole = await _ids(client, tenant, {"count": 100})
+    async with db.writing() as session:
+        await session.execute(
+            update(MemberBucket)
+            .where(MemberBucket.workspace_id == tenant.id)
+            .values(live=MemberBucket.live + 1)
+        )
+        await session.execute(update(Workspace).where(Workspace.id == tenant.id).values(member_count=3))
+    assert (await _ids(client, tenant, {"startIndex": 2, "count": 100}))[0] == 3  # the broken total shows
+    async with db.writing() as session:
+        assert tenant.id in await member_buckets.recount(session)
+    async with db.writing() as session:
+        assert await member_buckets.recount(session) == []  # nothing left to correct
+    for start in range(1, len(users) + 2):
+        total, page = await _ids(client, tenant, {"startIndex": start, "count": 3})
+        assert (total, page) == (len(users), whole[start - 1 : start + 2])

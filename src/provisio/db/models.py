@@ -105,7 +105,9 @@ class Member(Base):
 
     __tablename__ = "members"
 
-    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    id: Mapped[str] = mapped_column(
+        String(36).with_variant(String(36, collation="C"), "postgresql"), primary_key=True, default=new_id
+    )
     workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
     person_id: Mapped[str | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"))
     user_name: Mapped[str] = mapped_column(String(512))
@@ -166,7 +168,9 @@ class MemberBucket(Base):
     workspace_id: Mapped[str] = mapped_column(
         ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
     )
-    prefix: Mapped[str] = mapped_column(String(2), primary_key=True)
+    prefix: Mapped[str] = mapped_column(
+        String(2).with_variant(String(2, collation="C"), "postgresql"), primary_key=True
+    )
     live: Mapped[int] = mapped_column(Integer)
 
 

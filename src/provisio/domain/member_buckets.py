@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, select
+from sqlalchemy import Select, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from provisio.db.models import Member, MemberBucket
+from provisio.db.models import Member, MemberBucket, Workspace
 
 PREFIX_LENGTH = 2
 
@@ -82,3 +82,45 @@ def ids_after(live_ids: Select[Any], limit: int) -> Select[Any]:
         .offset(func.coalesce(select(_TARGET.c.within).scalar_subquery(), 0))
         .limit(limit)
     )
+
+
+async def recount(session: AsyncSession) -> list[str]:
+    """Rebuild every workspace's kept counts (``Workspace.member_count`` and the buckets) from its rows, in
+    the caller's write transaction; the ids of the workspaces whose counts were wrong.
+
+    Nothing in provisio lets them drift; this repairs what SQL written by hand, a partial restore or an
+    old server version still writing during an upgrade could have left."""
+    prefix_of = func.substr(Member.id, 1, PREFIX_LENGTH)
+    rows = (
+        select(Member.workspace_id, prefix_of, func.count())
+        .where(Member.deleted_at.is_(None))
+        .group_by(Member.workspace_id, prefix_of)
+    )
+    actual: dict[str, dict[str, int]] = {}
+    for workspace_id, bucket, count in (await session.execute(rows)).all():
+        actual.setdefault(workspace_id, {})[bucket] = count
+    kept: dict[str, dict[str, int]] = {}
+    for workspace_id, bucket, count in (
+        await session.execute(select(MemberBucket.workspace_id, MemberBucket.prefix, MemberBucket.live))
+    ).all():
+        if count:
+            kept.setdefault(workspace_id, {})[bucket] = count
+    totals = dict((await session.execute(select(Workspace.id, Workspace.member_count))).all())
+    wrong = sorted(
+        workspace_id
+        for workspace_id, total in totals.items()
+        if kept.get(workspace_id, {}) != actual.get(workspace_id, {})
+        or total != sum(actual.get(workspace_id, {}).values())
+    )
+    for workspace_id in wrong:
+        buckets = actual.get(workspace_id, {})
+        await session.execute(delete(MemberBucket).where(MemberBucket.workspace_id == workspace_id))
+        if buckets:
+            await session.execute(
+                insert(MemberBucket),
+                [{"workspace_id": workspace_id, "prefix": p, "live": n} for p, n in buckets.items()],
+            )
+        await session.execute(
+            update(Workspace).where(Workspace.id == workspace_id).values(member_count=sum(buckets.values()))
+        )
+    return wrong

@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
-from provisio.db.models import Member, Person, Workspace, utcnow
+from provisio.db.models import Member, Person, Workspace, new_id, utcnow
 from provisio.domain import events, member_buckets, membership
 from provisio.domain.errors import DomainError, Kind
 from provisio.domain.uniqueness import conflict_on, flush_or_conflict
@@ -220,6 +220,7 @@ async def create_member(
     )
     now = utcnow()
     member = Member(
+        id=new_id(),
         workspace_id=workspace.id,
         person_id=person.id if person else None,
         created_at=now,

@@ -13,7 +13,7 @@ import time
 import uuid
 from typing import Any
 
-from sqlalchemy import MetaData, Table, func, select, text
+from sqlalchemy import MetaData, and_, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
@@ -68,15 +68,37 @@ def _rows(
     return members, people, seeded
 
 
-async def _load_template(
-    conn: AsyncConnection, members: Table, people: Table, template_id: str
-) -> tuple[dict[str, Any], dict[str, Any] | None]:
+async def _template(
+    conn: AsyncConnection, template_id: str
+) -> tuple[MetaData, dict[str, Any], dict[str, Any] | None]:
+    """The reflected tables, and the member ``template_id`` with its ``people`` row (None if it has none)."""
+    meta = MetaData()
+    await conn.run_sync(lambda sync: meta.reflect(sync, only=TABLES))
+    members, people = meta.tables["members"], meta.tables["people"]
     member = (await conn.execute(select(members).where(members.c.id == template_id))).mappings().one()
     person = None
     if member.get("person_id"):
         found = await conn.execute(select(people).where(people.c.id == member["person_id"]))
         person = dict(found.mappings().one())
-    return dict(member), person
+    return meta, dict(member), person
+
+
+async def _recount(conn: AsyncConnection, meta: MetaData, workspace_id: str) -> None:
+    """What the server keeps beside the rows it writes, rebuilt from the rows: the workspace's live member
+    count (an unfiltered list's totalResults) and its counts per id prefix
+    (``provisio.domain.member_buckets``)."""
+    members, buckets, workspaces = (meta.tables[n] for n in ("members", "member_buckets", "workspaces"))
+    live = and_(members.c.workspace_id == workspace_id, members.c.deleted_at.is_(None))
+    prefix = func.substr(members.c.id, 1, 2)
+    per_prefix = (
+        select(members.c.workspace_id, prefix, func.count())
+        .where(live)
+        .group_by(members.c.workspace_id, prefix)
+    )
+    await conn.execute(buckets.delete().where(buckets.c.workspace_id == workspace_id))
+    await conn.execute(buckets.insert().from_select(["workspace_id", "prefix", "live"], per_prefix))
+    total = select(func.count()).where(live).scalar_subquery()
+    await conn.execute(workspaces.update().where(workspaces.c.id == workspace_id).values(member_count=total))
 
 
 async def seed_sql(
@@ -86,11 +108,9 @@ async def seed_sql(
     began = time.perf_counter()
     engine = create_async_engine(_async_url(database_url))
     try:
-        meta = MetaData()
         async with engine.connect() as conn:
-            await conn.run_sync(lambda sync: meta.reflect(sync, only=TABLES))
-            members, people, workspaces = (meta.tables[n] for n in ("members", "people", "workspaces"))
-            member, person = await _load_template(conn, members, people, template_id)
+            meta, member, person = await _template(conn, template_id)
+        members, people = meta.tables["members"], meta.tables["people"]
         seeded: list[SeededUser] = []
         for offset in range(0, count, BATCH):
             member_rows, person_rows, batch = _rows(
@@ -100,31 +120,12 @@ async def seed_sql(
                 if person_rows:
                     await conn.execute(people.insert(), person_rows)
                 await conn.execute(members.insert(), member_rows)
-                # The kept count the server answers an unfiltered list's totalResults from.
-                await conn.execute(
-                    workspaces.update()
-                    .where(workspaces.c.id == member["workspace_id"])
-                    .values(member_count=workspaces.c.member_count + len(member_rows))
-                )
                 # In the batch's own transaction: an interrupted seeding leaves the counts true.
-                await _recount_buckets(conn, meta, member["workspace_id"])
+                await _recount(conn, meta, member["workspace_id"])
             seeded.extend(batch)
     finally:
         await engine.dispose()
     return seeded, time.perf_counter() - began
-
-
-async def _recount_buckets(conn: AsyncConnection, meta: MetaData, workspace_id: str) -> None:
-    """The server's kept live counts per id prefix (``provisio.domain.member_buckets``), from the rows."""
-    members, buckets = meta.tables["members"], meta.tables["member_buckets"]
-    prefix = func.substr(members.c.id, 1, 2)
-    live = (
-        select(members.c.workspace_id, prefix, func.count())
-        .where(members.c.workspace_id == workspace_id, members.c.deleted_at.is_(None))
-        .group_by(members.c.workspace_id, prefix)
-    )
-    await conn.execute(buckets.delete().where(buckets.c.workspace_id == workspace_id))
-    await conn.execute(buckets.insert().from_select(["workspace_id", "prefix", "live"], live))
 
 
 async def seed_neighbour(database_url: str, template_id: str, count: int) -> float:
@@ -135,25 +136,21 @@ async def seed_neighbour(database_url: str, template_id: str, count: int) -> flo
     began = time.perf_counter()
     engine = create_async_engine(_async_url(database_url))
     try:
-        meta = MetaData()
         async with engine.begin() as conn:
-            await conn.run_sync(lambda sync: meta.reflect(sync, only=TABLES))
-            members, people, workspaces = (meta.tables[n] for n in ("members", "people", "workspaces"))
-            member, _ = await _load_template(conn, members, people, template_id)
+            meta, member, _ = await _template(conn, template_id)
+            members, workspaces = meta.tables["members"], meta.tables["workspaces"]
             found = await conn.execute(select(workspaces).where(workspaces.c.id == member["workspace_id"]))
             workspace = dict(found.mappings().one())
             neighbour_id = str(uuid.uuid4())
             suffix = neighbour_id[:8]
-            workspace.update(
-                id=neighbour_id, key=f"neighbour-{suffix}", name=f"Neighbour {suffix}", member_count=count
-            )
+            workspace.update(id=neighbour_id, key=f"neighbour-{suffix}", name=f"Neighbour {suffix}")
             await conn.execute(workspaces.insert(), [workspace])
             for offset in range(0, count, BATCH):
                 rows, _, _ = _rows(member, None, offset, min(BATCH, count - offset))
                 for row in rows:
                     row.update(workspace_id=neighbour_id, person_id=None)
                 await conn.execute(members.insert(), rows)
-            await _recount_buckets(conn, meta, neighbour_id)
+            await _recount(conn, meta, neighbour_id)
     finally:
         await engine.dispose()
     return time.perf_counter() - began

@@ -27,6 +27,8 @@ from provisio.scim.responses import error_response, from_domain
 
 log = structlog.get_logger("provisio.scim")
 
+NO_WORKSPACE = ScimError(404, "No workspace in the URL: the Tenant URL is /scim/v2/{workspace key}.")
+
 Handler = Callable[..., Awaitable[Response]]
 
 
@@ -39,8 +41,10 @@ class Route:
 
 
 # (method, first segment, second segment) -> route; the second is "" when there is none, a literal such
-# as ".search", or "*" for an id (passed to the handler). Segments match exactly, as RFC 7644 spells them.
-RouteTable = dict[tuple[str, str, str], Route]
+# as ".search", or ``ID`` for an id (passed to the handler). Segments match exactly, as RFC 7644 spells
+# them. ``ID`` is not a string, so no path segment (not even a literal "*", ``%2A``) can match it as one.
+ID = None
+RouteTable = dict[tuple[str, str, str | None], Route]
 
 
 def resolve(
@@ -55,7 +59,7 @@ def resolve(
         route = table.get((method, segments[0], segments[1]))
         if route is not None:
             return route, []
-        route = table.get((method, segments[0], "*"))
+        route = table.get((method, segments[0], ID))
         if route is not None:
             return route, segments[1:]
     return Route(SCIM_PREFIX + "{workspace_key}/{rest:path}", fallback), ["/".join(segments)]
@@ -69,14 +73,17 @@ class ScimDispatchMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = app_path(scope)
-        if scope["type"] != "http" or not path.startswith(SCIM_PREFIX):
+        if scope["type"] != "http" or not (path.startswith(SCIM_PREFIX) or path + "/" == SCIM_PREFIX):
             await self.app(scope, receive, send)
             return
         key, _, rest = path[len(SCIM_PREFIX) :].partition("/")
         if not key:
-            await self.app(scope, receive, send)
+            # Below the SCIM root but with no workspace: still a SCIM client, answered in SCIM's terms.
+            await error_response(NO_WORKSPACE)(scope, receive, send)
             return
-        route, args = resolve(self.table, self.fallback, scope["method"], rest.split("/") if rest else [])
+        # HEAD is GET without the body (RFC 9110 §9.3.2); the server leaves the body out.
+        method = "GET" if scope["method"] == "HEAD" else scope["method"]
+        route, args = resolve(self.table, self.fallback, method, rest.split("/") if rest else [])
         scope["route"] = route
         request = Request(scope, receive)
         state = scope["app"].state

@@ -23,7 +23,7 @@ from provisio.domain.errors import DomainError
 from provisio.domain.events import Event, record, record_event
 from provisio.scim import discovery
 from provisio.scim.call import ScimCall
-from provisio.scim.dispatch import Handler, Route, RouteTable, ScimDispatchMiddleware
+from provisio.scim.dispatch import ID, Handler, Route, RouteTable, ScimDispatchMiddleware
 from provisio.scim.errors import (
     INTERNAL_ERROR,
     INVALID_SYNTAX,
@@ -56,8 +56,8 @@ T = TypeVar("T")
 
 async def read_body(request: Request, max_bytes: int) -> bytes:
     """The request body, refused (413) past ``max_bytes`` before it is all read."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > max_bytes:
+    declared = request.headers.get("content-length", "")
+    if _ascii_digits(declared) and int(declared) > max_bytes:
         raise _too_large(max_bytes)
     body = bytearray()
     async for chunk in request.stream():
@@ -125,14 +125,21 @@ def _object(body: Any) -> dict[str, Any]:
     return body
 
 
+def _ascii_digits(text: str) -> bool:
+    """Whether ``text`` is a plain decimal number (``str.isdigit`` also takes superscript and Arabic-Indic digits, which
+    ``int`` refuses, and ``int`` refuses numbers of thousands of digits)."""
+    return 0 < len(text) <= 18 and text.isascii() and text.isdigit()
+
+
 def _if_match(header: str | None) -> list[int] | None:
-    """Versions named by If-Match (``*`` or absent: any)."""
+    """Versions named by If-Match or If-None-Match (``*`` or absent: any). An entity tag this server
+    cannot have issued names no version, so it matches nothing: 412 for If-Match."""
     if header is None or header.strip() == "*":
         return None
     versions = []
     for tag in header.split(","):
         tag = tag.strip().removeprefix("W/").strip('"')
-        if tag.isdigit():
+        if _ascii_digits(tag):
             versions.append(int(tag))
     return versions
 
@@ -406,7 +413,8 @@ async def search_users(call: ScimCall) -> Response:
     async with call.db.reading() as session:
         await call.authenticate(session)
         body = _object(raw.get())
-        if SEARCH_REQUEST_SCHEMA not in body.get("schemas", []):
+        declared = body.get("schemas")
+        if not isinstance(declared, list) or SEARCH_REQUEST_SCHEMA not in declared:
             raise ScimError(
                 400, f"A search request must list the schema {SEARCH_REQUEST_SCHEMA}.", INVALID_SYNTAX
             )
@@ -501,7 +509,7 @@ _ALLOWED = {
 async def unknown(call: ScimCall, rest: str) -> Response:
     """Any other URL under the Tenant URL: 405 for a known endpoint's other methods, else 404."""
     await _authenticated(call)
-    method = call.request.method
+    method = "GET" if call.request.method == "HEAD" else call.request.method
     parts = [p for p in rest.split("/") if p]
     head = parts[0].lower() if parts else ""
     if head in _ALLOWED:
@@ -527,16 +535,16 @@ def _route(template: str, handler: Handler) -> Route:
 ROUTES: RouteTable = {
     ("GET", "ServiceProviderConfig", ""): _route("ServiceProviderConfig", service_provider_config),
     ("GET", "ResourceTypes", ""): _route("ResourceTypes", resource_types),
-    ("GET", "ResourceTypes", "*"): _route("ResourceTypes/{type_id}", resource_type),
+    ("GET", "ResourceTypes", ID): _route("ResourceTypes/{type_id}", resource_type),
     ("GET", "Schemas", ""): _route("Schemas", schemas),
-    ("GET", "Schemas", "*"): _route("Schemas/{schema_id}", schema),
+    ("GET", "Schemas", ID): _route("Schemas/{schema_id}", schema),
     ("GET", "Users", ""): _route("Users", list_users),
     ("POST", "Users", ""): _route("Users", create_user),
     ("POST", "Users", ".search"): _route("Users/.search", search_users),
-    ("GET", "Users", "*"): _route("Users/{member_id}", get_user),
-    ("PUT", "Users", "*"): _route("Users/{member_id}", replace_user),
-    ("PATCH", "Users", "*"): _route("Users/{member_id}", patch_user),
-    ("DELETE", "Users", "*"): _route("Users/{member_id}", delete_user),
+    ("GET", "Users", ID): _route("Users/{member_id}", get_user),
+    ("PUT", "Users", ID): _route("Users/{member_id}", replace_user),
+    ("PATCH", "Users", ID): _route("Users/{member_id}", patch_user),
+    ("DELETE", "Users", ID): _route("Users/{member_id}", delete_user),
     ("POST", ".search", ""): _route(".search", search_root),
 }
 

@@ -126,8 +126,8 @@ def _object(body: Any) -> dict[str, Any]:
 
 
 def _ascii_digits(text: str) -> bool:
-    """Whether ``text`` is a plain decimal number (``str.isdigit`` also takes superscript and Arabic-Indic digits, which
-    ``int`` refuses, and ``int`` refuses numbers of thousands of digits)."""
+    """Whether ``text`` is a plain decimal number: ``str.isdigit`` also takes superscript and
+    Arabic-Indic digits, which ``int`` refuses, and ``int`` refuses numbers of thousands of digits."""
     return 0 < len(text) <= 18 and text.isascii() and text.isdigit()
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -44,6 +47,44 @@ async def _csrf_failed(request: Request, exc: Exception) -> Response:
     )
 
 
+# What a person is told for the HTTP errors that the framework raises before a console handler runs:
+# an unknown page, a method the page does not take, a body that is not a form.
+_HTTP_ERRORS = {
+    404: ("Page not found", "There is no console page at this address."),
+    405: ("Not allowed here", "This page cannot be used that way. Go back and use its buttons and forms."),
+    400: ("Unreadable form", "The form could not be read. Go back, reload the page and try again."),
+    413: ("Form too large", "The form is larger than this server accepts."),
+}
+
+
+def _is_console_page(request: Request) -> bool:
+    return request.url.path == "/console" or request.url.path.startswith("/console/")
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Console pages answer a console page, never the framework's JSON; other paths keep it."""
+    assert isinstance(exc, HTTPException)
+    if not _is_console_page(request):
+        return await http_exception_handler(request, exc)
+    title, message = _HTTP_ERRORS.get(
+        exc.status_code, ("Request refused", "The request could not be handled.")
+    )
+    context = {"title": title, "message": message, "who": await signed_in(request)}
+    response = render(request, "error.html", context, exc.status_code)
+    response.headers.update(exc.headers or {})  # Allow, for a 405
+    return response
+
+
+async def _invalid_request(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    if not _is_console_page(request):
+        return await request_validation_exception_handler(request, exc)
+    title, message = _HTTP_ERRORS[400]
+    return render(
+        request, "error.html", {"title": title, "message": message, "who": await signed_in(request)}, 400
+    )
+
+
 def install_console(app: FastAPI) -> None:
     app.include_router(static_router)
     app.include_router(auth_router)
@@ -55,3 +96,5 @@ def install_console(app: FastAPI) -> None:
     app.add_exception_handler(LoginRequired, _login_required)
     app.add_exception_handler(PageError, _page_error)
     app.add_exception_handler(csrf.CsrfFailed, _csrf_failed)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _invalid_request)

@@ -8,9 +8,9 @@ The forms are read from the pages themselves, so a form added later is fuzzed wi
 from __future__ import annotations
 
 import re
-from urllib.parse import urlencode
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest

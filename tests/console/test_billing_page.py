@@ -176,8 +176,8 @@ async def test_only_admins_of_the_workspace(db: Database, app: object, tenant: O
 async def test_forms_need_csrf(db: Database, browser: httpx.AsyncClient, tenant: OAuthTenant) -> None:
     for action, data in (("buy", {"count": "50"}), ("license", {"auto_charge": "on"})):
         r = await browser.post(f"{billing_path(tenant)}/{action}", data=data)
-        assert r.status_code == 400 and "This form has expired" in r.text
+        assert r.status_code == 403 and "This form has expired" in r.text
         r = await browser.post(f"{billing_path(tenant)}/{action}", data={"csrf_token": "forged", **data})
-        assert r.status_code == 400
+        assert r.status_code == 403
     assert await used_and_purchased(db, tenant) == (0, 100)
     assert not (await workspace(db, tenant)).license_auto_charge

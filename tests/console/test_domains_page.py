@@ -247,9 +247,9 @@ async def test_forms_need_csrf(db: Database, browser: httpx.AsyncClient, tenant:
     for action in ("add", "verify", "remove", "allow-other-domains"):
         data = {"domain": name, "allow_other_domains": "on"}
         r = await browser.post(f"{domains_path(tenant)}/{action}", data=data)
-        assert r.status_code == 400 and "This form has expired" in r.text
+        assert r.status_code == 403 and "This form has expired" in r.text
         r = await browser.post(f"{domains_path(tenant)}/{action}", data={"csrf_token": "forged", **data})
-        assert r.status_code == 400
+        assert r.status_code == 403
     async with db.reading() as session:
         assert name not in [d.domain for d in await domain_service.list_domains(session, tenant.id)]
     assert not (await workspace(db, tenant)).allow_other_domains

@@ -247,9 +247,9 @@ async def test_forms_need_csrf(db: Database, browser: httpx.AsyncClient, tenant:
     email = unique_email(await own_domain(db, tenant))
     for action in ("add", "deactivate", "reactivate"):
         r = await browser.post(f"{members_path(tenant)}/{action}", data={"email": email, "name": "x"})
-        assert r.status_code == 400 and "This form has expired" in r.text
+        assert r.status_code == 403 and "This form has expired" in r.text
         r = await browser.post(
             f"{members_path(tenant)}/{action}", data={"csrf_token": "forged", "email": email, "name": "x"}
         )
-        assert r.status_code == 400
+        assert r.status_code == 403
     assert await used_and_purchased(db, tenant) == (0, 100)

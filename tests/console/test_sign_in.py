@@ -66,7 +66,7 @@ async def test_sign_in_needs_csrf_token(db: Database, browser: httpx.AsyncClient
     tenant = await make_oauth_tenant(db)
     await browser.get("/console/login")
     r = await browser.post("/console/login", data={"email": tenant.admin_email, "password": PASSWORD})
-    assert r.status_code == 400
+    assert r.status_code == 403
     assert "provisio_session" not in r.headers.get("set-cookie", "")
 
 

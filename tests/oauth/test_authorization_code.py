@@ -308,7 +308,7 @@ async def test_consent_post_needs_csrf_token(db: Database, browser: httpx.AsyncC
     await sign_in(browser, tenant.admin_email)
     url = f"{tenant.authorization_path}?response_type=code&client_id={tenant.client_id}"
     r = await browser.post(url, data={"decision": "allow"})
-    assert r.status_code == 400
+    assert r.status_code == 403
     assert "location" not in r.headers
 
 

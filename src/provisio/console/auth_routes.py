@@ -12,9 +12,9 @@ from provisio.config import Settings
 from provisio.console import csrf, throttle
 from provisio.console.deps import safe_next
 from provisio.console.sessions import (
-    COOKIE,
     clear_session_cookie,
     end_session,
+    session_token,
     set_session_cookie,
     signed_in,
     start_session,
@@ -65,21 +65,25 @@ async def login(request: Request) -> Response:
         if new_hash:
             await admin_service.replace_password_hash(session, stored, new_hash)
     admin_id = stored.admin_id
-    old = request.cookies.get(COOKIE)
+    old = session_token(request)
     if old:
         await end_session(db, old)  # a new session id on every sign-in (no fixation)
     token = await start_session(db, settings, admin_id)
     response = RedirectResponse(target, status_code=303)
     set_session_cookie(response, token, settings)
+    csrf.drop_pre_session(response, settings)  # its token is void from now on: forms use the session's
     return response
 
 
 @router.post("/console/logout")
 async def logout(request: Request) -> Response:
-    form = await csrf.verify(request)
     settings: Settings = request.app.state.settings
-    token = request.cookies.get(COOKIE)
-    if token:
+    who = await signed_in(request)
+    # Without a live session (it expired, or was ended in another tab) there is nothing to end or to
+    # protect, and the form's token, bound to that session, cannot verify: go straight to sign-in.
+    form = await csrf.verify(request) if who is not None else await request.form()
+    token = session_token(request)
+    if who is not None and token:
         await end_session(request.app.state.db, token)
     target = "/console/login"
     then = form.get("next")

@@ -39,11 +39,11 @@ async def _csrf_failed(request: Request, exc: Exception) -> Response:
         "error.html",
         {
             "title": "This form has expired",
-            "message": "The page was open too long or came from another site. Go back, reload the page and "
-            "try again.",
+            "message": "The page was open too long, belongs to an earlier sign-in or came from another "
+            "site. Nothing was changed. Go back, reload the page and try again.",
             "who": await signed_in(request),
         },
-        400,
+        403,
     )
 
 

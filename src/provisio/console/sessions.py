@@ -1,10 +1,11 @@
-"""Server-side console sessions. The cookie carries a random token (HttpOnly, SameSite=Lax, Secure on
-https); the database keeps its SHA-256, so sign-out and expiry take effect at once."""
+"""Server-side console sessions. The cookie carries a random token (HttpOnly, SameSite=Lax, and over
+https Secure and ``__Host-`` prefixed, see ``cookies``); the database keeps its SHA-256, so sign-out and
+expiry take effect at once. The console's CSRF tokens are derived from that hash (see ``csrf``)."""
 
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import delete, select
@@ -12,17 +13,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from provisio.config import Settings
+from provisio.console import cookies
 from provisio.db.engine import Database
 from provisio.db.models import Admin, ConsoleSession, utcnow
 from provisio.domain.hashing import hash_secret
-
-COOKIE = "provisio_session"
 
 
 @dataclass(frozen=True)
 class SignedIn:
     admin_id: str
     email: str
+    # The SHA-256 of the session token this request is authenticated with: what CSRF tokens bind to.
+    session_hash: str = field(repr=False)
 
 
 async def start_session(db: Database, settings: Settings, admin_id: str) -> str:
@@ -51,37 +53,41 @@ async def signed_in(request: Request) -> SignedIn | None:
     if hasattr(request.state, "signed_in"):
         cached: SignedIn | None = request.state.signed_in
         return cached
-    token = request.cookies.get(COOKIE)
+    token = session_token(request)
     result: SignedIn | None = None
     if token:
+        token_hash = hash_secret(token)
         db: Database = request.app.state.db
         async with db.reading() as session:
             row = (
                 await session.execute(
                     select(Admin.id, Admin.email)
                     .join(ConsoleSession, ConsoleSession.admin_id == Admin.id)
-                    .where(
-                        ConsoleSession.token_hash == hash_secret(token), ConsoleSession.expires_at > utcnow()
-                    )
+                    .where(ConsoleSession.token_hash == token_hash, ConsoleSession.expires_at > utcnow())
                 )
             ).first()
         if row is not None:
-            result = SignedIn(admin_id=row.id, email=row.email)
+            result = SignedIn(admin_id=row.id, email=row.email, session_hash=token_hash)
     request.state.signed_in = result
     return result
 
 
+def resolved(request: Request) -> SignedIn | None:
+    """What ``signed_in`` found for this request; it must have run (every page's handler awaits it)."""
+    if not hasattr(request.state, "signed_in"):
+        raise RuntimeError("signed_in() has not run for this request")
+    cached: SignedIn | None = request.state.signed_in
+    return cached
+
+
+def session_token(request: Request) -> str | None:
+    settings: Settings = request.app.state.settings
+    return cookies.read(request, settings, cookies.SESSION)
+
+
 def set_session_cookie(response: Response, token: str, settings: Settings) -> None:
-    response.set_cookie(
-        COOKIE,
-        token,
-        max_age=settings.console_session_ttl_seconds,
-        httponly=True,
-        samesite="lax",
-        secure=settings.secure_cookies,
-        path="/",
-    )
+    cookies.store(response, settings, cookies.SESSION, token, max_age=settings.console_session_ttl_seconds)
 
 
 def clear_session_cookie(response: Response, settings: Settings) -> None:
-    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="lax", secure=settings.secure_cookies)
+    cookies.remove(response, settings, cookies.SESSION)

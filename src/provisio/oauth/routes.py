@@ -78,10 +78,10 @@ async def _authorize_get(request: Request, workspace_key: str | None) -> Respons
 
 
 async def _authorize_post(request: Request, workspace_key: str | None) -> Response:
-    form = await csrf.verify(request)
     who = await signed_in(request)
     if who is None:
         raise LoginRequired(request_path(request))
+    form = await csrf.verify(request)  # bound to ``who``'s session
     allow = form.get("decision") == "allow"
     oauth_request = await read_oauth_request(request, query_params=True)
     grantor = Grantor(id=who.admin_id, email=who.email)

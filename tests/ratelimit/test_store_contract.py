@@ -120,6 +120,7 @@ async def test_concurrent_requests_share_one_claim(store: LimiterStore, key: str
         async def claim(self, k: str, want: int, rate: Rate, now: float):  # type: ignore[no-untyped-def]
             nonlocal calls
             calls += 1
+            await asyncio.sleep(0.001)  # a round trip, even to the memory store: others arrive meanwhile
             return await store.claim(k, want, rate, now)
 
         async def close(self) -> None:

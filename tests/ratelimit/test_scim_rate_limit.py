@@ -132,3 +132,21 @@ async def test_a_seat_limit_is_still_403(http: httpx.AsyncClient, db: Database) 
     second = await http.post(url, json=okta_user(f"bob@{domain}"), headers=tenant.headers)
     assert "No free seat" in scim_error(second, 403)
     assert "Retry-After" not in second.headers
+
+
+async def test_a_request_is_counted_once_even_when_it_authenticates_twice(
+    http: httpx.AsyncClient, db: Database
+) -> None:
+    """On PostgreSQL a PUT that renames the user leaves the one-statement path for the locking
+    transaction, authenticating again: still one request of the budget."""
+    domain = unique_domain("twice")
+    tenant = await make_tenant(db, domains=(domain,), allow_other_domains=False)
+    url = f"{tenant.base}/Users"
+    created = await http.post(url, json=okta_user(f"ada@{domain}"), headers=tenant.headers)
+    assert created.status_code == 201, created.text
+    member = created.json()["id"]
+    for i in range(BURST - 1):
+        renamed = await http.put(
+            f"{url}/{member}", json=okta_user(f"ada{i}@{domain}"), headers=tenant.headers
+        )
+        assert renamed.status_code == 200, renamed.text

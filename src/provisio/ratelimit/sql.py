@@ -61,9 +61,9 @@ class SqlStore:
             "fresh_granted": fresh.granted,
         }
         if self.db.single_statement_writes:
-            # PostgreSQL, autocommit: one round trip, no BEGIN/COMMIT.
-            async with self.db.autocommit() as session:
-                row = (await session.execute(self._statement, params)).one()
+            # PostgreSQL, autocommit on a plain connection: one round trip, no BEGIN/COMMIT, no ORM.
+            async with self.db.read_engine.connect() as conn:
+                row = (await conn.execute(self._statement, params)).one()
         else:
             async with self.db.writing() as session:
                 row = (await session.execute(self._statement, params)).one()

@@ -59,8 +59,9 @@ class ScimCall:
     async def _admit(self, caller: Caller) -> None:
         """The workspace's rate limit, keyed on the authenticated workspace: requests without its
         credentials cannot spend its budget. Checked before the caller is recorded, so that a refusal
-        writes nothing (no provisioning-log entry): a flood of refused requests stays cheap."""
-        if self.limiter is None:
+        writes nothing (no provisioning-log entry): a flood of refused requests stays cheap. A request
+        that authenticates twice (a PUT retried in the locking transaction) is counted once."""
+        if self.limiter is None or self.caller is not None:
             return
         refused = await self.limiter.admit(f"scim:{caller.workspace.id}")
         if refused is not None:

@@ -41,7 +41,12 @@ def _measure_provisio(
     print(f"provisio on {backend}: starting, seeding {users:,} users", file=sys.stderr, flush=True)
     profile = opts.profile_dir / f"{backend}-{users}.prof" if opts.profile_dir else None
     with ProvisioServer(
-        backend, pinning, pg_admin_url=opts.pg_url, seats=_seats(users), profile=profile
+        backend,
+        pinning,
+        pg_admin_url=opts.pg_url,
+        seats=_seats(users),
+        profile=profile,
+        rate_limit=opts.rate_limit,
     ) as target:
         run: TargetRun = _run(measure(target, opts, pinning, users, scenarios))
         return run

@@ -39,6 +39,8 @@ class Options:
     quiet_wait: float
     profile_dir: Path | None
     nice: int
+    rate_limit: tuple[float, int] | None
+    neighbour_rate: float
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -49,6 +51,16 @@ def _ints(text: str) -> tuple[int, ...]:
     if not values or any(v < 1 for v in values):
         raise argparse.ArgumentTypeError("every user count must be at least 1")
     return values
+
+
+def _rate_limit(text: str) -> tuple[float, int] | None:
+    if text.strip() == "0":
+        return None
+    try:
+        rate, burst = text.split(",")
+        return float(rate), int(burst)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected RATE,BURST (or 0 for off), got {text!r}") from None
 
 
 def _names(allowed: tuple[str, ...], what: str) -> Callable[[str], tuple[str, ...]]:
@@ -167,6 +179,20 @@ def parser() -> argparse.ArgumentParser:
         help="run each provisio server under cProfile and write DIR/<backend>-<users>.prof (slows it down)",
     )
     p.add_argument(
+        "--rate-limit",
+        type=_rate_limit,
+        default=(1_000_000.0, 400),
+        metavar="RATE,BURST",
+        help="the server's per-workspace SCIM rate limit (default 1000000,400: on, with the default "
+        "burst and so the default lease, but never refusing, so that its cost is measured; 0: off)",
+    )
+    p.add_argument(
+        "--neighbour-rate",
+        type=float,
+        default=20.0,
+        help="req/s workspace B sends in the noisy_neighbour scenario (default 20, about Entra's pace)",
+    )
+    p.add_argument(
         "--quick",
         action="store_true",
         help="smoke run: 300 users (200,2000 with --scale), 1.5 s per scenario",
@@ -206,4 +232,6 @@ def parse(argv: list[str] | None = None) -> Options:
         quiet_wait=max(0.0, args.quiet_wait),
         profile_dir=args.profile,
         nice=args.nice,
+        rate_limit=args.rate_limit,
+        neighbour_rate=max(0.1, args.neighbour_rate),
     )

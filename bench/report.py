@@ -87,12 +87,24 @@ def target_table(run: TargetRun) -> str:
         f"(seeded by {run.seed_method} in {run.seed_seconds:.1f} s, {run.users / run.seed_seconds:,.0f}/s)"
     )
     notes = [f"- {name}: {why}" for name, why in run.skipped.items()]
+    notes += [neighbour_note(m.stats) for m in run.measurements if "neighbour_alone" in m.stats]
     noisiest = max((m.stats["other_cpu"] for m in run.measurements), default=0.0)
     if noisiest > NOISY:
         notes.append(
             f"- other processes took up to {noisiest:.0%} of a core during these runs: figures are disturbed"
         )
     return "\n".join([title, "", _table(header, rows), *(["", *notes] if notes else [])])
+
+
+def neighbour_note(s: dict[str, Any]) -> str:
+    """The noisy-neighbour row's own figures: B's p99 with A flooding against B alone."""
+    alone, flooded = s["neighbour_alone"], s["neighbour_flooded"]
+    return (
+        f"- noisy_neighbour: B at {alone['rate']:g} req/s, p99 {alone['p99_ms']:.2f} ms alone and "
+        f"{flooded['p99_ms']:.2f} ms while A floods (**{s['p99_ratio']}x**; p50 {alone['p50_ms']:.2f} / "
+        f"{flooded['p50_ms']:.2f} ms); the row above is A's flood, {s['flood_refused']} of its requests "
+        f"refused (429); B errors {alone['errors'] + flooded['errors']}"
+    )
 
 
 def ratio_rows(runs: list[TargetRun]) -> list[dict[str, Any]]:

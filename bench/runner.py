@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.load import RunStats, ScimClient, run_load
+from bench.neighbour import Neighbour, neighbour_of
+from bench.neighbour import measure as noisy_neighbour
 from bench.noise import database_pids, wait_for_quiet
 from bench.options import SQL_SEED_ABOVE, Options
 from bench.pinning import Pinning
@@ -81,9 +83,20 @@ def _progress(label: str, users: int, scenario: str, repeat: int, stats: RunStat
         print(f"      error: {sample}", file=sys.stderr, flush=True)
 
 
+def _neighbour_progress(label: str, s: dict[str, Any]) -> None:
+    alone, flooded = s["neighbour_alone"], s["neighbour_flooded"]
+    print(
+        f"  {label:<10} noisy_neighbour: B at {alone['rate']:g} req/s p99 alone {alone['p99_ms']:.2f} ms, "
+        f"with A flooding {flooded['p99_ms']:.2f} ms ({s['p99_ratio']}x); A {s['rps']:.1f} req/s, "
+        f"{s['flood_refused']} refused (429); B errors {alone['errors']}+{flooded['errors']}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 async def _seed(
     client: ScimClient, target: Target, opts: Options, users: int
-) -> tuple[list[SeededUser], float, str]:
+) -> tuple[list[SeededUser], float, str, Neighbour | None]:
     """Seed through the API, or (large N) a template through it and the rest straight into the database;
     provisio's database also gets a neighbour workspace of as many members (a multi-tenant database)."""
     method = opts.seed_method
@@ -91,7 +104,7 @@ async def _seed(
         method = "sql" if users > SQL_SEED_ABOVE else "api"
     if target.database_url is None:  # the reference server
         seeded, seconds = await seed(client, users, opts.seed_concurrency, target.label)
-        return seeded, seconds, "api"
+        return seeded, seconds, "api", None
     if method == "api":
         seeded, seconds = await seed(client, users, opts.seed_concurrency, target.label)
         described = "api"
@@ -102,10 +115,11 @@ async def _seed(
         seeded, seconds = seeded + rest, api_seconds + sql_seconds
         described = f"sql (first {head} through the API)"
     began = time.perf_counter()
-    await seed_neighbour(target.database_url, seeded[0].id, users)
+    key, members = await seed_neighbour(target.database_url, seeded[0].id, users)
     await settle(target.database_url)
     seconds += time.perf_counter() - began
-    return seeded, seconds, f"{described}, beside a neighbour workspace of {users:,} members"
+    neighbour = neighbour_of(target, key, members)
+    return seeded, seconds, f"{described}, beside a neighbour workspace of {users:,} members", neighbour
 
 
 async def measure(
@@ -115,7 +129,7 @@ async def measure(
     is_peer = target.label == "peer"
     client = ScimClient(target, connections=max(opts.concurrency, opts.seed_concurrency))
     try:
-        seeded, seed_seconds, method = await _seed(client, target, opts, users)
+        seeded, seed_seconds, method, neighbour = await _seed(client, target, opts, users)
         print(
             f"  seeded {users} users into {target.label} in {seed_seconds:.1f} s "
             f"({users / seed_seconds:.0f}/s)",
@@ -130,6 +144,22 @@ async def measure(
             scenario = BY_NAME[name]
             if is_peer and not scenario.peer_supported:
                 run.skipped[name] = "not supported by the reference server as start-peer.sh installs it"
+                continue
+            if scenario.with_neighbour:
+                if neighbour is None:
+                    run.skipped[name] = "needs the neighbour workspace provisio's database gets"
+                    continue
+                for repeat in range(opts.repeat):
+                    stats = await noisy_neighbour(
+                        target,
+                        seeded,
+                        neighbour,
+                        concurrency=opts.concurrency,
+                        rate=opts.neighbour_rate,
+                        seconds=opts.seconds,
+                    )
+                    _neighbour_progress(target.label, stats)
+                    run.measurements.append(Measurement(target.label, users, name, repeat + 1, stats))
                 continue
             max_requests, seconds, warmup = _limits(scenario, opts, is_peer)
             factory = scenario.build(ctx)

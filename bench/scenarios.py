@@ -36,6 +36,7 @@ class Scenario:
     slow_on_peer: bool = False  # the reference server takes seconds: bound it by --peer-list-requests
     peer_supported: bool = True
     in_scale: bool = False
+    with_neighbour: bool = False  # run by bench.neighbour: A floods with this scenario's op beside B
 
 
 def _trivial(ctx: Context) -> OpFactory:
@@ -245,6 +246,14 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("patch", "PATCH /Users/{id}, replace displayName", _patch, "write", peer_ratio_target=1.5),
     # In --scale too: creating a user checks seats and uniqueness, which must not grow with N either.
     Scenario("post", "POST /Users, a new unique user", _post, "write", in_scale=True),
+    Scenario(
+        "noisy_neighbour",
+        "A floods GET /Users/{id} at full concurrency beside B at a steady rate (B's p99 against B alone)",
+        _get_by_id,
+        "isolation",
+        peer_supported=False,
+        with_neighbour=True,
+    ),
 )
 
 BY_NAME = {s.name: s for s in SCENARIOS}

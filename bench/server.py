@@ -122,6 +122,7 @@ class ProvisioServer:
         pg_admin_url: str = DEFAULT_PG_URL,
         seats: int = 0,
         profile: Path | None = None,
+        rate_limit: tuple[float, int] | None = None,
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
@@ -130,6 +131,7 @@ class ProvisioServer:
         self.pg_admin_url = pg_admin_url
         self.seats = seats
         self.profile = profile  # run the server under cProfile, writing its stats here on exit
+        self.rate_limit = rate_limit  # (per second, burst) per workspace; None: off
         self.exe = provisio_executable()
         self.workdir = Path(tempfile.mkdtemp(prefix=f"provisio-bench-{backend}-"))
         self.port = free_port()
@@ -154,6 +156,10 @@ class ProvisioServer:
             PROVISIO_BASE_URL=self.base,
             PROVISIO_SECRET_KEY=secrets.token_urlsafe(32),
             PROVISIO_LOG_LEVEL="WARNING",
+        )
+        per_second, burst = self.rate_limit or (0.0, 1)
+        env.update(
+            PROVISIO_SCIM_RATE_LIMIT_PER_SECOND=f"{per_second:g}", PROVISIO_SCIM_RATE_LIMIT_BURST=str(burst)
         )
         return env
 

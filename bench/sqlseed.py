@@ -128,13 +128,13 @@ async def seed_sql(
     return seeded, time.perf_counter() - began
 
 
-async def seed_neighbour(database_url: str, template_id: str, count: int) -> float:
+async def seed_neighbour(database_url: str, template_id: str, count: int) -> tuple[str, list[SeededUser]]:
     """Another workspace with ``count`` members cloned from the member ``template_id``: a multi-tenant
     database, where a statement that loses sight of its workspace reads other tenants' rows (their ids
     interleave with the measured workspace's). Its members have no ``people`` row: nothing the measured
-    workspace does looks them up."""
-    began = time.perf_counter()
+    workspace does looks them up. Returns the neighbour's key and its members."""
     engine = create_async_engine(_async_url(database_url))
+    seeded: list[SeededUser] = []
     try:
         async with engine.begin() as conn:
             meta, member, _ = await _template(conn, template_id)
@@ -146,14 +146,15 @@ async def seed_neighbour(database_url: str, template_id: str, count: int) -> flo
             workspace.update(id=neighbour_id, key=f"neighbour-{suffix}", name=f"Neighbour {suffix}")
             await conn.execute(workspaces.insert(), [workspace])
             for offset in range(0, count, BATCH):
-                rows, _, _ = _rows(member, None, offset, min(BATCH, count - offset))
+                rows, _, batch = _rows(member, None, offset, min(BATCH, count - offset))
+                seeded.extend(batch)
                 for row in rows:
                     row.update(workspace_id=neighbour_id, person_id=None)
                 await conn.execute(members.insert(), rows)
             await _recount(conn, meta, neighbour_id)
     finally:
         await engine.dispose()
-    return time.perf_counter() - began
+    return str(workspace["key"]), seeded
 
 
 async def settle(database_url: str) -> None:

@@ -30,19 +30,25 @@ class LiveServer:
 
 
 @contextmanager
-def live_server(database_url: str, *, startup_timeout: float = 30.0) -> Iterator[LiveServer]:
-    """Serve an already-migrated database until the block ends."""
+def live_server(
+    database_url: str, *, startup_timeout: float = 30.0, env: dict[str, str] | None = None
+) -> Iterator[LiveServer]:
+    """Serve an already-migrated database until the block ends; ``env`` adds settings (PROVISIO_*)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = os.environ | {
-        "PROVISIO_DATABASE_URL": database_url,
-        "PROVISIO_BASE_URL": url,
-        "PROVISIO_SECRET_KEY": "live-test-secret",
-        "PROVISIO_LOG_LEVEL": "WARNING",
-    }
+    environment = (
+        os.environ
+        | (env or {})
+        | {
+            "PROVISIO_DATABASE_URL": database_url,
+            "PROVISIO_BASE_URL": url,
+            "PROVISIO_SECRET_KEY": "live-test-secret",
+            "PROVISIO_LOG_LEVEL": "WARNING",
+        }
+    )
     process = subprocess.Popen(
         [sys.executable, "-m", "provisio.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
+        env=environment,
     )
     try:
         deadline = time.monotonic() + startup_timeout

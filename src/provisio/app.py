@@ -18,6 +18,7 @@ from provisio.db.migrate import check_current
 from provisio.guards import RejectNulMiddleware
 from provisio.logging import configure_logging
 from provisio.metrics import MetricsMiddleware, metrics_endpoint
+from provisio.ratelimit import scim_limiter
 from provisio.scim.paths import ScimTrailingSlashMiddleware
 from provisio.scim.routes import install_scim
 
@@ -57,9 +58,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database.from_url(settings.database_url)
+        limiter = None
         try:
             await check_current(db, settings.database_url)
             app.state.db = db
+            app.state.limiter = limiter = scim_limiter(settings)
             # Everything loaded so far (models, schemas, compiled statements) lives as long as the
             # process: out of the collector's sight, a full collection no longer walks it (measured: a
             # few percent of a list page's CPU, and fewer long pauses).
@@ -68,6 +71,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             gc.unfreeze()
+            if limiter is not None:
+                await limiter.close()
             await db.dispose()
 
     app = FastAPI(

@@ -59,6 +59,20 @@ class Settings(BaseSettings):
     )
     dns_port: int = Field(default=53, ge=1, le=65535, description="UDP/TCP port of those resolvers.")
     dns_timeout_seconds: float = Field(default=5.0, gt=0, description="How long a verification may wait.")
+    # Per-workspace rate limit of the SCIM API (provisio.ratelimit). Microsoft Entra asks a SCIM app to
+    # take 25 requests/s per tenant: 200/s is eight times that, and a burst of 400 (two seconds at the
+    # full rate) absorbs an IdP opening many connections at once, so only a runaway client meets it.
+    scim_rate_limit_per_second: float = Field(
+        default=200.0, ge=0, description="SCIM requests per second per workspace (0 turns the limit off)."
+    )
+    scim_rate_limit_burst: int = Field(
+        default=400, ge=1, description="SCIM requests a workspace may send at once, above the rate."
+    )
+    redis_url: str = Field(
+        default="",
+        description="redis://host:port/db shared by every server process for rate limits (empty: the "
+        "database on PostgreSQL, each process's memory on SQLite).",
+    )
     log_level: str = "INFO"
     log_json: bool = True
 

@@ -15,6 +15,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     DateTime,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -172,6 +173,18 @@ class MemberBucket(Base):
         String(2).with_variant(String(2, collation="C"), "postgresql"), primary_key=True
     )
     live: Mapped[int] = mapped_column(Integer)
+
+
+class RateLimitBucket(Base):
+    """A rate limit's token bucket, shared by every server process (``provisio.ratelimit``): ``tat`` is
+    when it is full again (seconds since the epoch), ``granted`` what the last claim got (the claim's
+    statement returns it). Keyed by a string of the limit's own (e.g. ``scim:<workspace id>``)."""
+
+    __tablename__ = "rate_limit_buckets"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    tat: Mapped[float] = mapped_column(Double)
+    granted: Mapped[int] = mapped_column(Integer)
 
 
 class ScimToken(Base):

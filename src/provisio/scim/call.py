@@ -12,7 +12,9 @@ from provisio.config import Settings
 from provisio.db.engine import Database
 from provisio.domain import members
 from provisio.domain.workspaces import WorkspaceIdentity
+from provisio.ratelimit import Limiter
 from provisio.scim.auth import Caller, authenticate, authenticate_with_member
+from provisio.scim.errors import RateLimited
 
 
 @dataclass
@@ -21,6 +23,7 @@ class ScimCall:
     db: Database
     settings: Settings
     workspace_key: str
+    limiter: Limiter | None = None  # the per-workspace rate limit; None: off
     caller: Caller | None = None
     # Set at authentication.
     workspace_id: str = ""
@@ -30,6 +33,7 @@ class ScimCall:
         """Check the bearer credential in ``session``, the one the request then reads or writes in: a
         separate session would cost a connection checkout and, on PostgreSQL, round trips."""
         caller = await authenticate(session, self.workspace_key, self.request.headers.get("authorization"))
+        await self._admit(caller)
         self._authenticated(caller)
         return caller
 
@@ -46,10 +50,23 @@ class ScimCall:
             lock=lock,
             as_row=as_row,
         )
+        await self._admit(caller)
         self._authenticated(caller)
         if member is None:
             raise members.not_found(member_id)
         return member
+
+    async def _admit(self, caller: Caller) -> None:
+        """The workspace's rate limit, keyed on the authenticated workspace: requests without its
+        credentials cannot spend its budget. Checked before the caller is recorded, so that a refusal
+        writes nothing (no provisioning-log entry): a flood of refused requests stays cheap. A request
+        that authenticates twice (a PUT retried in the locking transaction) is counted once."""
+        if self.limiter is None or self.caller is not None:
+            return
+        refused = await self.limiter.admit(f"scim:{caller.workspace.id}")
+        if refused is not None:
+            rate = self.limiter.rate
+            raise RateLimited(refused.retry_after, rate.per_second, rate.burst)
 
     def _authenticated(self, caller: Caller) -> None:
         self.caller = caller

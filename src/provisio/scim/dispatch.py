@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from provisio.domain.errors import DomainError
 from provisio.scim.auth import Unauthorized
 from provisio.scim.call import ScimCall
-from provisio.scim.errors import INTERNAL_ERROR, MethodNotAllowed, ScimError
+from provisio.scim.errors import INTERNAL_ERROR, MethodNotAllowed, RateLimited, ScimError
 from provisio.scim.paths import SCIM_PREFIX, app_path
 from provisio.scim.responses import error_response, from_domain
 
@@ -87,7 +87,9 @@ class ScimDispatchMiddleware:
         scope["route"] = route
         request = Request(scope, receive)
         state = scope["app"].state
-        call = ScimCall(request=request, db=state.db, settings=state.settings, workspace_key=key)
+        call = ScimCall(
+            request=request, db=state.db, settings=state.settings, workspace_key=key, limiter=state.limiter
+        )
         response = await _run(call, route.handler, args)
         await response(scope, receive, send)
 
@@ -99,6 +101,8 @@ async def _run(call: ScimCall, handler: Handler, args: list[str]) -> Response:
         return error_response(exc, {"WWW-Authenticate": exc.challenge})
     except MethodNotAllowed as exc:
         return error_response(exc, {"Allow": exc.allow})
+    except RateLimited as exc:
+        return error_response(exc, {"Retry-After": str(exc.retry_after)})
     except ScimError as exc:
         return error_response(exc)
     except DomainError as exc:

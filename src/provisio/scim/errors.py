@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
@@ -47,6 +48,19 @@ class MethodNotAllowed(ScimError):
     def __init__(self, detail: str, allow: str) -> None:
         super().__init__(405, detail)
         self.allow = allow
+
+
+class RateLimited(ScimError):
+    """429: the workspace spent its request budget; ``retry_after`` is the Retry-After header, whole
+    seconds (at least 1: RFC 9110 counts in seconds, and 0 would invite an immediate retry)."""
+
+    def __init__(self, wait_seconds: float, per_second: float, burst: int) -> None:
+        self.retry_after = max(1, math.ceil(wait_seconds))
+        super().__init__(
+            429,
+            f"Too many requests: this workspace may send {per_second:g} SCIM requests per second (bursts of "
+            f"{burst}), across all its clients. Retry after {self.retry_after} s (the Retry-After header).",
+        )
 
 
 INTERNAL_ERROR = ScimError(500, "The server failed to handle this request; it has been logged. Retry later.")

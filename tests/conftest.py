@@ -90,6 +90,10 @@ def settings(database_url: str) -> Settings:
         log_json=True,
         log_level="WARNING",
         scim_max_results=100,
+        # On, so every request passes through the limiter, but far above what a test sends: the limit
+        # itself is tested in tests/ratelimit with limits of its own.
+        scim_rate_limit_per_second=100_000,
+        scim_rate_limit_burst=100_000,
     )
 
 

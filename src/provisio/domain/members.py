@@ -19,6 +19,7 @@ from sqlalchemy import (
     Select,
     Table,
     and_,
+    any_,
     bindparam,
     func,
     literal_column,
@@ -503,7 +504,7 @@ async def list_members(
         if ids is not None:
             # Skip rows through the ids alone (an index scan), then read just the page's rows.
             page = (select(*columns) if columns is not None else select(Member)).where(
-                _LIVE, Member.id.in_(ids.scalar_subquery())
+                *_rows_of(ids, session.get_bind().dialect.name)
             )
         if key is not None:
             page = page.add_columns(key)
@@ -520,6 +521,24 @@ async def list_members(
     else:
         total = await count_members(session, workspace, where)
     return Page(total=total, members=members, keys=keys)
+
+
+def _rows_of(ids: Select[Any], dialect: str) -> tuple[ColumnElement[bool], ...]:
+    """The conditions that pick the rows of the page whose ids ``ids`` selects (among the live members of
+    the workspace already), with ``ids`` run once per statement on both databases.
+
+    PostgreSQL turns ``id IN (subquery)`` into a semi join, and when its estimates put a workspace at a
+    row or two (a table not analyzed since it grew, a workspace missing from the statistics) it picks a
+    nested loop that runs the subquery again for every member of the workspace: every run steps through
+    the rows before the page once more, so a deep page cost the workspace's size times its offset
+    (9 s for a filtered page at 800 of 870 members). ``ARRAY(subquery)`` is never made a join: it does
+    not refer to the outer row, so PostgreSQL runs it once (an InitPlan). Beside it no workspace
+    condition, which would offer a scan of the whole workspace that tests every row against the page's
+    ids: the primary key is the one way to the rows, a probe per id. SQLite runs an uncorrelated ``IN``
+    subquery once into a temporary table (``EXPLAIN QUERY PLAN``: "LIST SUBQUERY")."""
+    if dialect == "postgresql":
+        return (Member.id == any_(func.array(ids.scalar_subquery())),)
+    return (_LIVE, Member.id.in_(ids.scalar_subquery()))
 
 
 def _by_id(order_by: Sequence[ColumnElement[Any]]) -> bool:

@@ -13,7 +13,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from provisio.scim.errors import INVALID_VALUE, ScimError
 
+OAUTH_CLIENT_PATHS = ("/oauth/token", "/oauth/revoke")
 DETAIL = "The request URL contains a NUL character (%00), which no identifier or value may contain."
+# Before any route (and so before the console's templates): a page that stands on its own.
+PAGE = (
+    '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Bad address</title></head>'
+    f'<body><h1>Bad address</h1><p>{DETAIL}</p><p><a href="/console/">Go to the console</a></p></body></html>'
+)
 
 
 def has_nul(scope: Scope) -> bool:
@@ -33,13 +39,22 @@ class RejectNulMiddleware:
         if scope["path"].startswith("/scim/"):
             body = orjson.dumps(ScimError(400, DETAIL, INVALID_VALUE).to_body())
             content_type = b"application/scim+json"
+        elif scope["path"] in OAUTH_CLIENT_PATHS:  # OAuth clients expect RFC 6749 §5.2 error JSON
+            body = orjson.dumps({"error": "invalid_request", "error_description": DETAIL})
+            content_type = b"application/json"
+        elif scope["path"].startswith(("/console", "/oauth/")):  # a person's browser: a page
+            body, content_type = PAGE.encode(), b"text/html; charset=utf-8"
         else:
             body, content_type = DETAIL.encode(), b"text/plain; charset=utf-8"
         await send(
             {
                 "type": "http.response.start",
                 "status": 400,
-                "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode())],
+                "headers": [
+                    (b"content-type", content_type),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"cache-control", b"no-store"),  # an error is not worth keeping (RFC 6749 §5.1)
+                ],
             }
         )
         await send({"type": "http.response.body", "body": body})

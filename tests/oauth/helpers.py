@@ -10,10 +10,11 @@ from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-from sqlalchemy import update
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from provisio.db.engine import Database
-from provisio.db.models import OAuthToken, utcnow
+from provisio.db.models import Admin, OAuthAuthorizationCode, OAuthToken, utcnow
 from provisio.domain import admins as admin_service
 from provisio.domain import domains as domain_service
 from provisio.domain import redirect_uris as redirect_service
@@ -22,6 +23,8 @@ from provisio.domain import scim_settings as settings_service
 from provisio.domain import workspaces as workspace_service
 from provisio.domain.hashing import hash_secret
 from provisio.domain.scim_methods import ScimMethod
+from provisio.oauth import codes, token_store
+from provisio.oauth.clients import load_client
 
 OKTA_CALLBACK = "https://system-admin.okta.com/admin/app/cpc/acme_app_1/oauth/callback"
 PASSWORD = "correct horse battery staple"
@@ -153,3 +156,63 @@ def okta_user(user_name: str) -> dict[str, object]:
         "emails": [{"primary": True, "value": user_name, "type": "work"}],
         "active": True,
     }
+
+
+@dataclass(frozen=True)
+class Grants:
+    code: str
+    access_token: str
+    refresh_token: str
+
+
+async def seed_grants(db: Database, tenant: OAuthTenant) -> Grants:
+    """A live authorization code and token pair for ``tenant``'s client, stored as the server stores
+    them, so a probe can see whether a request used or wrote any."""
+    grants = Grants(codes.new_code(), token_store.new_access_token(), token_store.new_refresh_token())
+    async with db.writing() as session:
+        admin_id = (
+            await session.execute(select(Admin.id).where(Admin.email == tenant.admin_email))
+        ).scalar_one()
+
+        def write(sync: Session) -> None:
+            client = load_client(sync, tenant.client_id)
+            assert client is not None
+            codes.save_code(
+                sync,
+                grants.code,
+                client,
+                admin_id=admin_id,
+                redirect_uri=None,
+                scope="scim",
+                code_challenge=None,
+                code_challenge_method=None,
+                ttl_seconds=600,
+            )
+            token = {"access_token": grants.access_token, "refresh_token": grants.refresh_token}
+            token_store.save_token(
+                sync,
+                token | {"expires_in": 3600, "scope": "scim"},
+                client_pk=client.pk,
+                workspace_id=client.workspace_id,
+                lineage=token_store.Lineage("authorization_code", admin_id=admin_id),
+                refresh_ttl_seconds=86400,
+            )
+
+        await session.run_sync(write)
+    return grants
+
+
+async def grant_rows(db: Database, workspace_id: str) -> set[tuple[object, ...]]:
+    """Every code and token row of the workspace with the columns a request may change."""
+    async with db.reading() as session:
+        tokens = await session.execute(
+            select(OAuthToken.id, OAuthToken.revoked_at, OAuthToken.refreshed_at).where(
+                OAuthToken.workspace_id == workspace_id
+            )
+        )
+        codes_ = await session.execute(
+            select(OAuthAuthorizationCode.id, OAuthAuthorizationCode.used_at).where(
+                OAuthAuthorizationCode.workspace_id == workspace_id
+            )
+        )
+        return {tuple(row) for row in tokens} | {tuple(row) for row in codes_}

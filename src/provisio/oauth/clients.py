@@ -67,10 +67,11 @@ SCIM_OFF = (
 )
 
 
-def load_client(session: Session, client_id: str) -> Client | None:
+def load_client(session: Session, client_id: str, *, with_redirect_uris: bool = True) -> Client | None:
     """The live client, whether or not its workspace has SCIM turned on: callers check ``scim_enabled``
     only once the client has authenticated (``require_enabled``), so the setting is not revealed to
-    anyone who merely knows a client ID."""
+    anyone who merely knows a client ID. Client authentication needs no redirect URIs, and without them
+    finding a client is one query, as long as finding none."""
     row = session.execute(
         select(OAuthClient, Workspace)
         .join(Workspace, Workspace.id == OAuthClient.workspace_id)
@@ -81,7 +82,7 @@ def load_client(session: Session, client_id: str) -> Client | None:
     client, workspace = row
     if workspace.scim_auth_method != client.grant_method:
         return None
-    uris = session.execute(redirect_uris_query(workspace.id)).scalars()
+    uris = session.execute(redirect_uris_query(workspace.id)).scalars() if with_redirect_uris else ()
     return Client(
         pk=client.id,
         client_id=client.client_id,

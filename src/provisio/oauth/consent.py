@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749 import InvalidRequestError
 from starlette.responses import Response
 
 from provisio.oauth.clients import SCIM_OFF, Client
@@ -68,12 +69,30 @@ def _failure(
     return InvalidAuthorization(err.error or "invalid_request", err.description or "")
 
 
+def _refused(server: ProvisioAuthorizationServer, request: StarletteOAuth2Request) -> Outcome:
+    """A malformed or repeated parameter: an error redirect when the client and its redirect URI are
+    sound, else the error page (RFC 6749 §4.1.2.1)."""
+    err = InvalidRequestError(f"Malformed or repeated parameter: {', '.join(request.refused)}.")
+    payload = request.payload
+    client = server.query_client(payload.client_id) if payload.client_id else None
+    if client is not None and not {"client_id", "redirect_uri"} & set(request.refused):
+        uri = payload.redirect_uri
+        if not uri:
+            err.redirect_uri = client.get_default_redirect_uri()
+        elif client.check_redirect_uri(uri):
+            err.redirect_uri = uri
+        err.state = payload.state  # left out, so not echoed, when it was the malformed one
+    return _failure(server, request, err)
+
+
 def validate(
     server: ProvisioAuthorizationServer, request: StarletteOAuth2Request, workspace_key: str | None
 ) -> tuple[object, ConsentRequest] | Outcome:
     """Authlib's validated grant and what the consent page shows, or why there is no consent to ask for.
 
     Whether the signed-in person may answer is the caller's check (``admins.is_workspace_admin``)."""
+    if request.refused:
+        return _refused(server, request)
     try:
         grant = server.get_consent_grant(request)
     except OAuth2Error as err:

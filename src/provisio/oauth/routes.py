@@ -4,8 +4,11 @@ request, runs Authlib through the bridge, and renders or returns what comes back
 from __future__ import annotations
 
 import structlog
+from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749 import InvalidRequestError
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -20,10 +23,12 @@ from provisio.oauth import consent
 from provisio.oauth.bridge import OAuthTransaction, oauth_transaction, with_server
 from provisio.oauth.grants import Grantor
 from provisio.oauth.metadata import server_metadata
-from provisio.oauth.requests import StarletteOAuth2Request, read_oauth_request
+from provisio.oauth.requests import StarletteOAuth2Request, read_authorization_request, read_client_request
+from provisio.oauth.server import error_response
 
 log = structlog.get_logger("provisio.oauth")
 router = APIRouter(include_in_schema=False)
+OTHER_METHODS = ["GET", "HEAD", "PUT", "PATCH", "DELETE"]
 
 
 def _db(request: Request) -> Database:
@@ -66,8 +71,17 @@ async def _checked(
     return result
 
 
+async def _unreadable(request: Request, err: OAuth2Error) -> Response:
+    """An authorization request too broken to trust any part of it: the error page, never a redirect."""
+    failure = consent.InvalidAuthorization(err.error or "invalid_request", err.description or "")
+    return _outcome_page(request, failure, await signed_in(request))
+
+
 async def _authorize_get(request: Request, workspace_key: str | None) -> Response:
-    oauth_request = await read_oauth_request(request, query_params=True)
+    try:
+        oauth_request = read_authorization_request(request)
+    except OAuth2Error as err:
+        return await _unreadable(request, err)
     who = await signed_in(request)
     async with oauth_transaction(_db(request), _settings(request)) as transaction:
         result = await _checked(request, transaction, oauth_request, workspace_key, who)
@@ -78,12 +92,18 @@ async def _authorize_get(request: Request, workspace_key: str | None) -> Respons
 
 
 async def _authorize_post(request: Request, workspace_key: str | None) -> Response:
+    try:
+        oauth_request = read_authorization_request(request)
+    except OAuth2Error as err:
+        return await _unreadable(request, err)
     who = await signed_in(request)
     if who is None:
         raise LoginRequired(request_path(request))
-    form = await csrf.verify(request)  # bound to ``who``'s session
+    try:
+        form = await csrf.verify(request)  # bound to ``who``'s session
+    except HTTPException as exc:  # a body the form parser gives up on (too many fields, broken multipart)
+        return await _unreadable(request, InvalidRequestError(f"Unreadable form ({exc.status_code})."))
     allow = form.get("decision") == "allow"
-    oauth_request = await read_oauth_request(request, query_params=True)
     grantor = Grantor(id=who.admin_id, email=who.email)
     async with oauth_transaction(_db(request), _settings(request)) as transaction:
         result = await _checked(request, transaction, oauth_request, workspace_key, who)
@@ -117,7 +137,10 @@ async def authorize_decision(request: Request) -> Response:
 
 @router.post("/oauth/token")
 async def token(request: Request) -> Response:
-    oauth_request = await read_oauth_request(request, query_params=False)
+    try:
+        oauth_request = await read_client_request(request)
+    except OAuth2Error as err:
+        return error_response(err)
     response: Response = await with_server(
         _db(request), _settings(request), lambda s: s.create_token_response(oauth_request)
     )
@@ -127,10 +150,22 @@ async def token(request: Request) -> Response:
 
 @router.post("/oauth/revoke")
 async def revoke(request: Request) -> Response:
-    oauth_request = await read_oauth_request(request, query_params=False)
+    try:
+        oauth_request = await read_client_request(request)
+    except OAuth2Error as err:
+        return error_response(err)
     response: Response = await with_server(
         _db(request), _settings(request), lambda s: s.create_endpoint_response("revocation", oauth_request)
     )
+    return response
+
+
+@router.api_route("/oauth/token", methods=OTHER_METHODS)
+@router.api_route("/oauth/revoke", methods=OTHER_METHODS)
+async def not_post(request: Request) -> Response:
+    """RFC 6749 §3.2 and RFC 7009 §2.1: POST only, refused in the protocol's own terms."""
+    response = error_response(InvalidRequestError("Use POST.", status_code=405))
+    response.headers["Allow"] = "POST"
     return response
 
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from authlib.oauth2.rfc6749 import AuthorizationServer, OAuth2Request
+from authlib.oauth2.rfc6749 import AuthorizationServer, OAuth2Error, OAuth2Request
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from provisio.config import Settings
-from provisio.oauth import token_store
+from provisio.oauth import client_auth, token_store
 from provisio.oauth.clients import SCIM_SCOPE, Client, load_client, require_enabled
 from provisio.oauth.grants import (
     AuthorizationCodeGrant,
@@ -23,6 +23,7 @@ from provisio.oauth.grants import (
     RefreshTokenGrant,
     S256CodeChallenge,
 )
+from provisio.oauth.requests import StarletteOAuth2Request
 from provisio.oauth.revocation import RevocationEndpoint
 
 
@@ -47,11 +48,10 @@ class ProvisioAuthorizationServer(AuthorizationServer):
         return load_client(self.session, client_id)
 
     def authenticate_client(
-        self, request: OAuth2Request, methods: list[str], endpoint: str = "token"
+        self, request: StarletteOAuth2Request, methods: list[str], endpoint: str = "token"
     ) -> Client:
         """Token and revocation endpoints: the client's secret first, then whether SCIM is turned on."""
-        client: Client = super().authenticate_client(request, methods, endpoint)
-        return require_enabled(client)
+        return require_enabled(client_auth.authenticate(self.session, request, methods, endpoint))
 
     def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
         client: Client = request.client
@@ -83,13 +83,22 @@ class ProvisioAuthorizationServer(AuthorizationServer):
         return request  # already adapted by ``provisio.oauth.requests``
 
     def handle_response(self, status: int, body: Any, headers: list[tuple[str, str]]) -> Response:
-        content = orjson.dumps(body) if isinstance(body, dict) else (body or b"")
-        response = Response(content=content, status_code=status)
-        for name, value in headers:
-            response.headers[name] = value
-        if status >= 300 and "cache-control" not in response.headers:
-            response.headers["Cache-Control"] = "no-store"
-        return response
+        return oauth_response(status, body, headers)
 
     def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
         """No signal system; logging happens in the routes."""
+
+
+def oauth_response(status: int, body: Any, headers: list[tuple[str, str]]) -> Response:
+    content = orjson.dumps(body) if isinstance(body, dict) else (body or b"")
+    response = Response(content=content, status_code=status)
+    for name, value in headers:
+        response.headers[name] = value
+    if status >= 300 and "cache-control" not in response.headers:
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def error_response(error: OAuth2Error) -> Response:
+    """An OAuth error raised before there is a server to hand it to (the request did not parse)."""
+    return oauth_response(*error())

@@ -19,6 +19,7 @@ from provisio.guards import RejectNulMiddleware
 from provisio.logging import configure_logging
 from provisio.metrics import MetricsMiddleware, metrics_endpoint
 from provisio.ratelimit import scim_limiter
+from provisio.retry import DatabaseRetryMiddleware
 from provisio.scim.paths import ScimTrailingSlashMiddleware
 from provisio.scim.routes import install_scim
 
@@ -79,7 +80,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="provisio", version=__version__, lifespan=lifespan, docs_url="/api/docs", redoc_url=None
     )
     app.state.settings = settings
-    # Middleware added first runs last: NUL guard, trailing slashes, metrics, then the SCIM API.
+    # Middleware added first runs last: NUL guard, trailing slashes, metrics, then the SCIM API (which
+    # retries on a lost database connection itself), then the same retry for every other request.
+    app.add_middleware(DatabaseRetryMiddleware)
     install_scim(app)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(ScimTrailingSlashMiddleware)

@@ -27,6 +27,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.util import await_
 
+from provisio.db.availability import committed_before, note_commit, unavailable
 from provisio.db.inline_sqlite import DRIVER_NAME as INLINE_SQLITE
 
 # How long a write waits for another process (a CLI command, a migration) to release SQLite's write
@@ -119,6 +120,12 @@ def _make_sqlite_engine(url: URL, *, writer: bool, pool_size: int) -> AsyncEngin
     return engine
 
 
+def _is_read(exc: BaseException) -> bool:
+    """Whether the statement that failed only read (an autocommit block's writes are not SELECTs)."""
+    statement = getattr(exc, "statement", None)
+    return isinstance(statement, str) and statement.lstrip()[:6].upper() == "SELECT"
+
+
 @dataclass
 class Database:
     """Both engines for one database URL; ``read`` and ``write`` differ only on SQLite."""
@@ -145,7 +152,8 @@ class Database:
                 _make_sqlite_engine(aurl, writer=True, pool_size=1),
             )
         # No pre-ping: it is a round trip before every statement. A connection that died with its server
-        # fails one request and SQLAlchemy then replaces every connection of the pool.
+        # fails the statement that uses it, SQLAlchemy then replaces every connection opened before, and
+        # the request runs again where that is safe (``provisio.db.availability``).
         write = create_async_engine(aurl, **JSON_CODEC, pool_size=pool_size, max_overflow=pool_size)
         read = write.execution_options(isolation_level="AUTOCOMMIT")
         return cls(aurl, read, write)
@@ -156,8 +164,15 @@ class Database:
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:
-        async with self._read_sessions() as session:
-            yield session
+        earlier_commit = committed_before()
+        try:
+            async with self._read_sessions() as session:
+                yield session
+        except Exception as exc:
+            problem = unavailable(exc, earlier_commit=earlier_commit, in_flight_safe=True)
+            if problem is None:
+                raise
+            raise problem from exc
 
     @property
     def single_statement_writes(self) -> bool:
@@ -167,21 +182,47 @@ class Database:
 
     @asynccontextmanager
     async def autocommit(self) -> AsyncIterator[AsyncSession]:
-        """A session whose every statement commits by itself: no BEGIN, no COMMIT round trip."""
+        """A session whose every statement commits by itself: no BEGIN, no COMMIT round trip.
+
+        Its block reads first and writes last, in one statement: a read lost with its connection is
+        retryable, a write lost in flight is not (it may have committed)."""
         if not self.single_statement_writes:
             raise RuntimeError("autocommit writes are for PostgreSQL; use writing()")
-        async with self._read_sessions() as session:
-            yield session
+        earlier_commit = committed_before()
+        try:
+            async with self._read_sessions() as session:
+                yield session
+        except Exception as exc:
+            problem = unavailable(exc, earlier_commit=earlier_commit, in_flight_safe=_is_read(exc))
+            if problem is None:
+                raise
+            raise problem from exc
+        note_commit()
 
     @asynccontextmanager
     async def writing(self) -> AsyncIterator[AsyncSession]:
-        """A transaction that commits when the block ends cleanly and rolls back on any error."""
-        if self._write_turn is None:
-            async with self._write_sessions() as session, session.begin():
-                yield session
-            return
-        async with self._write_turn, self._write_sessions() as session, session.begin():
-            yield session
+        """A transaction that commits when the block ends cleanly and rolls back on any error.
+
+        A connection lost before COMMIT is sent leaves nothing committed (retryable); one lost during
+        COMMIT leaves the outcome unknown (not retryable)."""
+        earlier_commit = committed_before()
+        committing = False
+        try:
+            if self._write_turn is None:
+                async with self._write_sessions() as session, session.begin():
+                    yield session
+                    committing = True
+                    note_commit()
+            else:
+                async with self._write_turn, self._write_sessions() as session, session.begin():
+                    yield session
+                    committing = True
+                    note_commit()
+        except Exception as exc:
+            problem = unavailable(exc, earlier_commit=earlier_commit, in_flight_safe=not committing)
+            if problem is None:
+                raise
+            raise problem from exc
 
     async def dispose(self) -> None:
         await self.read_engine.dispose()

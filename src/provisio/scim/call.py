@@ -28,6 +28,15 @@ class ScimCall:
     # Set at authentication.
     workspace_id: str = ""
     base: str = ""  # the Tenant URL
+    # The request body once read: the stream can be read only once, and a request may run twice
+    # (``provisio.db.availability.retry_once``).
+    body: Any = None
+    admitted: bool = False  # counted by the rate limit, once however many times the request runs
+
+    def start_over(self) -> ScimCall:
+        """The call as it was before authentication, body kept: for a run of the request."""
+        self.caller, self.workspace_id, self.base = None, "", ""
+        return self
 
     async def authenticate(self, session: AsyncSession) -> Caller:
         """Check the bearer credential in ``session``, the one the request then reads or writes in: a
@@ -60,9 +69,11 @@ class ScimCall:
         """The workspace's rate limit, keyed on the authenticated workspace: requests without its
         credentials cannot spend its budget. Checked before the caller is recorded, so that a refusal
         writes nothing (no provisioning-log entry): a flood of refused requests stays cheap. A request
-        that authenticates twice (a PUT retried in the locking transaction) is counted once."""
-        if self.limiter is None or self.caller is not None:
+        that authenticates twice (a PUT retried in the locking transaction, a request run again on a
+        fresh database connection) is counted once."""
+        if self.limiter is None or self.admitted:
             return
+        self.admitted = True
         refused = await self.limiter.admit(f"scim:{caller.workspace.id}")
         if refused is not None:
             rate = self.limiter.rate

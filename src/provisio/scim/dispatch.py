@@ -18,10 +18,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from provisio.db.availability import RETRY_AFTER_SECONDS, DatabaseUnavailable, retry_once
 from provisio.domain.errors import DomainError
 from provisio.scim.auth import Unauthorized
 from provisio.scim.call import ScimCall
-from provisio.scim.errors import INTERNAL_ERROR, MethodNotAllowed, RateLimited, ScimError
+from provisio.scim.errors import (
+    INTERNAL_ERROR,
+    SERVICE_UNAVAILABLE,
+    MethodNotAllowed,
+    RateLimited,
+    ScimError,
+)
 from provisio.scim.paths import SCIM_PREFIX, app_path
 from provisio.scim.responses import error_response, from_domain
 
@@ -96,7 +103,12 @@ class ScimDispatchMiddleware:
 
 async def _run(call: ScimCall, handler: Handler, args: list[str]) -> Response:
     try:
-        return await handler(call, *args)
+        return await retry_once(lambda: handler(call.start_over(), *args))
+    except DatabaseUnavailable as exc:
+        log.warning(
+            "scim.unavailable", path=call.request.url.path, method=call.request.method, error=exc.detail
+        )
+        return error_response(SERVICE_UNAVAILABLE, {"Retry-After": str(RETRY_AFTER_SECONDS)})
     except Unauthorized as exc:
         return error_response(exc, {"WWW-Authenticate": exc.challenge})
     except MethodNotAllowed as exc:

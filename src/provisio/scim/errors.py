@@ -64,6 +64,8 @@ class RateLimited(ScimError):
 
 
 INTERNAL_ERROR = ScimError(500, "The server failed to handle this request; it has been logged. Retry later.")
+# The database could not answer (sent with Retry-After, see provisio.db.availability).
+SERVICE_UNAVAILABLE = ScimError(503, "The database is unavailable for the moment. Retry the request shortly.")
 
 
 def bad_request(detail: str, scim_type: str = INVALID_VALUE) -> ScimError:

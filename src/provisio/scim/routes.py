@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 
+from provisio.db.availability import DatabaseUnavailable
 from provisio.db.models import Member
 from provisio.domain import members as member_service
 from provisio.domain.errors import DomainError
@@ -108,11 +109,15 @@ class JsonBody:
 
 
 async def _json_body(call: ScimCall) -> JsonBody:
+    if isinstance(call.body, JsonBody):  # read by an earlier run of this request
+        return call.body
     try:
         raw = await read_body(call.request, call.settings.scim_max_request_bytes)
     except ScimError as exc:  # 413, also raised only once the caller is authenticated
-        return JsonBody(None, exc)
-    return JsonBody.parse(raw)
+        call.body = JsonBody(None, exc)
+    else:
+        call.body = JsonBody.parse(raw)
+    return call.body
 
 
 def _too_large(max_bytes: int) -> ScimError:
@@ -168,9 +173,13 @@ async def _logged(
     work: Callable[[], Awaitable[T]],
 ) -> T:
     """Run ``work``; a failure is logged in a transaction of its own, so the IdP's error is in the
-    provisioning log too (a caller that fails authentication has no workspace log to write to)."""
+    provisioning log too (a caller that fails authentication has no workspace log to write to). An
+    unavailable database is not: the request runs again, or answers 503, and the log could not take
+    the line anyway."""
     try:
         return await work()
+    except DatabaseUnavailable:
+        raise
     except (ScimError, DomainError) as exc:
         if call.caller is not None:
             error = exc if isinstance(exc, ScimError) else from_domain(exc)

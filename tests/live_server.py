@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -30,8 +30,14 @@ class LiveServer:
 
 
 @contextmanager
-def live_server(database_url: str, *, startup_timeout: float = 30.0) -> Iterator[LiveServer]:
-    """Serve an already-migrated database until the block ends."""
+def live_server(
+    database_url: str,
+    *,
+    startup_timeout: float = 30.0,
+    extra_env: Mapping[str, str] | None = None,
+    workers: int = 1,
+) -> Iterator[LiveServer]:
+    """Serve an already-migrated database until the block ends (``extra_env``: more settings)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = os.environ | {
@@ -39,11 +45,10 @@ def live_server(database_url: str, *, startup_timeout: float = 30.0) -> Iterator
         "PROVISIO_BASE_URL": url,
         "PROVISIO_SECRET_KEY": "live-test-secret",
         "PROVISIO_LOG_LEVEL": "WARNING",
+        **(extra_env or {}),
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "provisio.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-    )
+    command = [sys.executable, "-m", "provisio.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    process = subprocess.Popen([*command, "--workers", str(workers)], env=env)
     try:
         deadline = time.monotonic() + startup_timeout
         while True:

@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -31,25 +31,24 @@ class LiveServer:
 
 @contextmanager
 def live_server(
-    database_url: str, *, startup_timeout: float = 30.0, env: dict[str, str] | None = None
+    database_url: str,
+    *,
+    startup_timeout: float = 30.0,
+    env: Mapping[str, str] | None = None,
+    workers: int = 1,
 ) -> Iterator[LiveServer]:
-    """Serve an already-migrated database until the block ends; ``env`` adds settings (PROVISIO_*)."""
+    """Serve an already-migrated database until the block ends (``env``: more settings, PROVISIO_*)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    environment = (
-        os.environ
-        | (env or {})
-        | {
-            "PROVISIO_DATABASE_URL": database_url,
-            "PROVISIO_BASE_URL": url,
-            "PROVISIO_SECRET_KEY": "live-test-secret",
-            "PROVISIO_LOG_LEVEL": "WARNING",
-        }
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "provisio.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=environment,
-    )
+    environment = os.environ | {
+        "PROVISIO_DATABASE_URL": database_url,
+        "PROVISIO_BASE_URL": url,
+        "PROVISIO_SECRET_KEY": "live-test-secret",
+        "PROVISIO_LOG_LEVEL": "WARNING",
+        **(env or {}),
+    }
+    command = [sys.executable, "-m", "provisio.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    process = subprocess.Popen([*command, "--workers", str(workers)], env=environment)
     try:
         deadline = time.monotonic() + startup_timeout
         while True:

@@ -9,6 +9,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
 
 from provisio import __version__
 from provisio.config import Settings, get_settings
@@ -44,6 +46,13 @@ def secret_key_problem(settings: Settings, workers: int = 1) -> str | None:
     if workers > 1:
         return f"PROVISIO_SECRET_KEY is not set and {workers} workers cannot share made-up keys. {fix}"
     return None
+
+
+async def _client_disconnected(request: Request, exc: Exception) -> Response:
+    """A form read that ended because the client left, or stalled past the body timeout and was answered
+    408 by the server itself (provisio.http_limits): the client's doing, not a 500, and no answer reaches
+    it (the SCIM API's body reader turns the same into a SCIM 408)."""
+    return Response(status_code=408)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -89,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RejectNulMiddleware)
     install_console(app)  # admin console, consent page and OAuth endpoints (provisio.console, provisio.oauth)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    app.add_exception_handler(ClientDisconnect, _client_disconnected)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:

@@ -89,6 +89,7 @@ def serve(
     import uvicorn
 
     from provisio.app import secret_key_problem
+    from provisio.http_limits import BoundedHttpToolsProtocol
 
     problem = secret_key_problem(get_settings(), workers)
     if problem:
@@ -100,6 +101,7 @@ def serve(
         host=host,
         port=port,
         workers=workers,
+        http=BoundedHttpToolsProtocol,  # request head limits and read timeouts (PROVISIO_HTTP_*)
         log_level="warning",
         access_log=False,
     )

@@ -73,6 +73,28 @@ class Settings(BaseSettings):
         description="redis://host:port/db shared by every server process for rate limits (empty: the "
         "database on PostgreSQL, each process's memory on SQLite).",
     )
+    # HTTP request limits, enforced by the server's protocol while the request is read (provisio.http_limits).
+    http_max_header_bytes: int = Field(
+        default=65_536,
+        ge=4096,
+        le=1_048_576,
+        description="Largest request head (request line and header fields): else 431.",
+    )
+    http_max_headers: int = Field(
+        default=100, ge=16, le=1000, description="Most header fields in a request: else 431."
+    )
+    http_max_url_bytes: int = Field(
+        default=8192, ge=1024, le=1_048_576, description="Longest request URL (path and query): else 414."
+    )
+    http_header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="Time from connecting, or a request's first byte, to its complete head: else 408.",
+    )
+    http_body_timeout_seconds: float = Field(
+        default=30.0, gt=0, le=3600, description="Longest pause in an unfinished request body: else 408."
+    )
     log_level: str = "INFO"
     log_json: bool = True
 

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import orjson
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from provisio.db.availability import DatabaseUnavailable
@@ -61,10 +61,15 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
     if _ascii_digits(declared) and int(declared) > max_bytes:
         raise _too_large(max_bytes)
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > max_bytes:
-            raise _too_large(max_bytes)
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > max_bytes:
+                raise _too_large(max_bytes)
+    except ClientDisconnect:
+        # The client left, or stalled past the body timeout and the server answered 408 itself
+        # (provisio.http_limits): the client's doing, not a server failure, and no answer reaches it.
+        raise ScimError(408, "The request body stopped arriving before it was complete.") from None
     return bytes(body)
 
 

@@ -45,6 +45,9 @@ def live_server(
         "PROVISIO_BASE_URL": url,
         "PROVISIO_SECRET_KEY": "live-test-secret",
         "PROVISIO_LOG_LEVEL": "WARNING",
+        # The limiter runs but out of the way, as in tests/conftest.py; rate-limit tests pass their own.
+        "PROVISIO_SCIM_RATE_LIMIT_PER_SECOND": "100000",
+        "PROVISIO_SCIM_RATE_LIMIT_BURST": "100000",
         **(env or {}),
     }
     command = [sys.executable, "-m", "provisio.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]

@@ -12,10 +12,10 @@ import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from provisio.scim.errors import INVALID_VALUE, ScimError
+from provisio.surfaces import Surface, surface
 
-OAUTH_CLIENT_PATHS = ("/oauth/token", "/oauth/revoke")
 DETAIL = "The request URL contains a NUL character (%00), which no identifier or value may contain."
-# Before any route (and so before the console's templates): a page that stands on its own.
+# A page that stands on its own, for a person's browser.
 PAGE = (
     '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Bad address</title></head>'
     f'<body><h1>Bad address</h1><p>{DETAIL}</p><p><a href="/console/">Go to the console</a></p></body></html>'
@@ -36,13 +36,14 @@ class RejectNulMiddleware:
         if scope["type"] != "http" or not has_nul(scope):
             await self.app(scope, receive, send)
             return
-        if scope["path"].startswith("/scim/"):
+        kind = surface(scope["path"])
+        if kind is Surface.SCIM:
             body = orjson.dumps(ScimError(400, DETAIL, INVALID_VALUE).to_body())
             content_type = b"application/scim+json"
-        elif scope["path"] in OAUTH_CLIENT_PATHS:  # OAuth clients expect RFC 6749 §5.2 error JSON
+        elif kind is Surface.OAUTH_CLIENT:
             body = orjson.dumps({"error": "invalid_request", "error_description": DETAIL})
             content_type = b"application/json"
-        elif scope["path"].startswith(("/console", "/oauth/")):  # a person's browser: a page
+        elif kind is Surface.PAGE:  # before any route (and so before the console's templates)
             body, content_type = PAGE.encode(), b"text/html; charset=utf-8"
         else:
             body, content_type = DETAIL.encode(), b"text/plain; charset=utf-8"

@@ -16,10 +16,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from provisio.console.templating import render
 from provisio.db.availability import RETRY_AFTER_SECONDS, DatabaseUnavailable, retry_once
+from provisio.scim.errors import SERVICE_UNAVAILABLE
+from provisio.scim.responses import error_response
+from provisio.surfaces import Surface, surface
 
 log = structlog.get_logger("provisio.db")
-
-DETAIL = "The database is unavailable for the moment. Try again shortly."
 
 
 class DatabaseRetryMiddleware:
@@ -67,17 +68,23 @@ class DatabaseRetryMiddleware:
 
 
 def unavailable_response(scope: Scope) -> Response:
-    """503 in the form of the surface asked: OAuth error JSON, a console page, else plain text."""
-    path: str = scope["path"]
+    """503 in the form of the surface asked: a SCIM Error, OAuth error JSON, a page, else plain text."""
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS), "Cache-Control": "no-store"}
-    if path.startswith(("/oauth/", "/.well-known/")):
-        # RFC 6749 §4.1.2.1's code for this condition; the authorization endpoint cannot redirect to the
-        # client here, as it could not check the client's redirect URI.
-        body = {"error": "temporarily_unavailable", "error_description": DETAIL}
+    kind = surface(scope["path"])
+    if kind is Surface.SCIM:
+        return error_response(SERVICE_UNAVAILABLE, headers)
+    if kind is Surface.OAUTH_CLIENT:
+        # RFC 6749's code for this condition.
+        body = {"error": "temporarily_unavailable", "error_description": SERVICE_UNAVAILABLE.detail}
         return JSONResponse(body, status_code=503, headers=headers)
-    if path.startswith("/console"):
-        context = {"title": "Temporarily unavailable", "message": DETAIL, "who": None}
-        response = render(Request(scope), "error.html", context, 503)
+    if kind is Surface.PAGE:
+        # The authorization endpoint cannot redirect to the client here: it could not check the
+        # client's redirect URI. Nobody is known to be signed in: that check needs the database too.
+        request = Request(scope)
+        if not hasattr(request.state, "signed_in"):
+            request.state.signed_in = None
+        context = {"title": "Temporarily unavailable", "message": SERVICE_UNAVAILABLE.detail, "who": None}
+        response = render(request, "error.html", context, 503)
         response.headers.update(headers)
         return response
-    return PlainTextResponse(DETAIL, status_code=503, headers=headers)
+    return PlainTextResponse(SERVICE_UNAVAILABLE.detail, status_code=503, headers=headers)

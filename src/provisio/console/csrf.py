@@ -9,7 +9,8 @@ accepted once signed in, and a sign-in drops the cookie.
 As defence in depth, a form whose browser reports a cross-origin request is refused whatever its token:
 ``Sec-Fetch-Site`` when sent (a page cannot forge it, and a sibling subdomain is ``same-site``, not
 ``same-origin``), otherwise ``Origin`` unless it is ``null`` (which the console's own pages send, being
-served with ``Referrer-Policy: no-referrer``).
+served with ``Referrer-Policy: no-referrer``). A sandboxed cross-site frame sends ``null`` too, so for a
+browser without ``Sec-Fetch-Site`` the token is the whole defence.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from provisio.console.sessions import signed_in
 from provisio.console.static import router as static_router
 from provisio.console.templating import render
 from provisio.oauth.routes import router as oauth_router
+from provisio.surfaces import Surface, surface
 
 
 async def _login_required(request: Request, exc: Exception) -> Response:
@@ -53,12 +54,11 @@ _HTTP_ERRORS = {
     404: ("Page not found", "There is no console page at this address."),
     405: ("Not allowed here", "This page cannot be used that way. Go back and use its buttons and forms."),
     400: ("Unreadable form", "The form could not be read. Go back, reload the page and try again."),
-    413: ("Form too large", "The form is larger than this server accepts."),
 }
 
 
 def _is_console_page(request: Request) -> bool:
-    return request.url.path == "/console" or request.url.path.startswith("/console/")
+    return surface(request.url.path) is Surface.PAGE
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -34,6 +34,11 @@ log = structlog.get_logger("provisio.ratelimit")
 EPSILON = 1e-3
 # A lease is at most this share of the burst, so that processes holding leases change little.
 LEASE_SHARE = 20
+# The longest a claim may take before the limiter lets the request through (fails open): a shared store
+# that answers in milliseconds when it is well, and must not hold requests when it is not.
+CLAIM_TIMEOUT_S = 0.5
+# Credentials remembered as refused (``Limiter.refused_early``) before the memory is cleared.
+MAX_REMEMBERED_REFUSALS = 4096
 
 
 @dataclass(frozen=True)
@@ -141,6 +146,28 @@ class Limiter:
         self.lease = lease
         self.clock = clock
         self._leases: dict[str, _Lease] = {}
+        self._refused_credentials: dict[str, str] = {}  # credential -> its refused key (refused_early)
+
+    def refused_early(self, credential: str) -> Refused | None:
+        """Whether ``credential`` (what the caller sent, with the URL it sent it to) was last seen
+        authenticating for a key that is still refused: then the request can be refused before it
+        costs a database statement, so a flooding tenant's excess stays cheap for everyone else. Only
+        a request that authenticated and was refused puts its credential here (``remember_refusal``):
+        a stranger cannot make another tenant's requests refused early."""
+        key = self._refused_credentials.get(credential)
+        if key is None:
+            return None
+        now = self.clock()
+        lease = self._leases.get(key)
+        if lease is None or now >= lease.refused_until or lease.tokens > 0:
+            del self._refused_credentials[credential]
+            return None
+        return Refused(lease.refused_until - now)
+
+    def remember_refusal(self, credential: str, key: str) -> None:
+        if len(self._refused_credentials) >= MAX_REMEMBERED_REFUSALS:
+            self._refused_credentials.clear()  # bounded memory; forgetting costs only a statement each
+        self._refused_credentials[credential] = key
 
     async def admit(self, key: str) -> Refused | None:
         """None when the request may go on; otherwise how long the caller should wait. Costs no I/O
@@ -167,7 +194,11 @@ class Limiter:
         done = asyncio.get_running_loop().create_future()
         lease.claiming = done
         try:
-            grant = await self.store.claim(key, self.lease, self.rate, now)
+            # A shared store's claim is bounded: during a database failover it would otherwise wait for
+            # its own pool and connect, and every request of the workspace in this process behind it.
+            # (A memory store does no I/O, and a timer per claim would cost more than the claim.)
+            claim = self.store.claim(key, self.lease, self.rate, now)
+            grant = await (asyncio.wait_for(claim, CLAIM_TIMEOUT_S) if self.store.shared else claim)
         except Exception:
             # Fail open: the limit keeps tenants fair, and an unreachable store must not take the SCIM
             # API down with it. The lease bounds how often a broken store is asked.

@@ -5,7 +5,7 @@ conflicting row orders concurrent claims on one bucket. Claims run on an engine 
 request that holds a connection of the server's pool never waits for a second one from that pool, and
 never inside a request's transaction. On SQLite a claim is a write and would queue on the database's
 one writer lock behind the very request that asks for it: there the server keeps its buckets in memory
-(``provisio.ratelimit.limiter_for``); this store runs on SQLite for tools and tests.
+(``provisio.ratelimit.store_for``); this store runs on SQLite for tools and tests.
 """
 
 from __future__ import annotations

@@ -41,6 +41,7 @@ class ScimCall:
     async def authenticate(self, session: AsyncSession) -> Caller:
         """Check the bearer credential in ``session``, the one the request then reads or writes in: a
         separate session would cost a connection checkout and, on PostgreSQL, round trips."""
+        self._refuse_early()
         caller = await authenticate(session, self.workspace_key, self.request.headers.get("authorization"))
         await self._admit(caller)
         self._authenticated(caller)
@@ -51,6 +52,7 @@ class ScimCall:
     ) -> Any:
         """``authenticate``, and the workspace's member ``member_id`` read by the same statement (see
         ``provisio.scim.auth.authenticate_with_member``); 404 when there is none."""
+        self._refuse_early()
         caller, member = await authenticate_with_member(
             session,
             self.workspace_key,
@@ -74,10 +76,28 @@ class ScimCall:
         if self.limiter is None or self.admitted:
             return
         self.admitted = True
-        refused = await self.limiter.admit(f"scim:{caller.workspace.id}")
+        key = f"scim:{caller.workspace.id}"
+        refused = await self.limiter.admit(key)
         if refused is not None:
-            rate = self.limiter.rate
-            raise RateLimited(refused.retry_after, rate.per_second, rate.burst)
+            self.limiter.remember_refusal(self._credential(), key)
+            raise self._rate_limited(refused.retry_after)
+
+    def _refuse_early(self) -> None:
+        """429 before any statement for a credential this process just refused (``Limiter.refused_early``)."""
+        if self.limiter is None or self.admitted:
+            return
+        refused = self.limiter.refused_early(self._credential())
+        if refused is not None:
+            self.admitted = True
+            raise self._rate_limited(refused.retry_after)
+
+    def _credential(self) -> str:
+        return f"{self.workspace_key}\x00{self.request.headers.get('authorization', '')}"
+
+    def _rate_limited(self, wait_seconds: float) -> RateLimited:
+        assert self.limiter is not None
+        rate = self.limiter.rate
+        return RateLimited(wait_seconds, rate.per_second, rate.burst)
 
     def _authenticated(self, caller: Caller) -> None:
         self.caller = caller

@@ -118,8 +118,11 @@ async def _json_body(call: ScimCall) -> JsonBody:
         return call.body
     try:
         raw = await read_body(call.request, call.settings.scim_max_request_bytes)
-    except ScimError as exc:  # 413, also raised only once the caller is authenticated
-        call.body = JsonBody(None, exc)
+    except ScimError as exc:
+        if exc.status == 408:
+            # Nobody is left to tell anything: the request ends here, unauthenticated and unlogged.
+            raise
+        call.body = JsonBody(None, exc)  # 413, raised only once the caller is authenticated
     else:
         call.body = JsonBody.parse(raw)
     return call.body

@@ -173,6 +173,14 @@ class Limiter:
         """None when the request may go on; otherwise how long the caller should wait. Costs no I/O
         while this process holds leased tokens, or knows the bucket is empty; one claim at a time per
         key is in flight, and the requests that arrive meanwhile share what it brings."""
+        if not self.store.shared:
+            # A store in this process's memory is exact and does no I/O: ask it for each request,
+            # with no lease to keep and no claim for other requests to wait on.
+            grant = await self.store.claim(key, 1, self.rate, self.clock())
+            if grant.granted:
+                return None
+            self._leases.setdefault(key, _Lease()).refused_until = self.clock() + grant.retry_after
+            return Refused(grant.retry_after)
         lease = self._leases.get(key)
         if lease is None:
             lease = self._leases[key] = _Lease()

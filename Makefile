@@ -19,7 +19,11 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@ $(VENV)/.installed
 
+# The base URL is also written to .env (read by every provisio command run here), so the URLs that later
+# CLI commands print match this server whatever PORT was.
 run: $(VENV)/.installed
+	@base="$${PROVISIO_BASE_URL:-http://$(HOST):$(PORT)}"; touch .env; \
+	  { grep -v '^PROVISIO_BASE_URL=' .env || true; echo "PROVISIO_BASE_URL=$$base"; } > .env.tmp && mv .env.tmp .env
 	PROVISIO_BASE_URL=$${PROVISIO_BASE_URL:-http://$(HOST):$(PORT)} $(BIN)/provisio demo
 	PROVISIO_BASE_URL=$${PROVISIO_BASE_URL:-http://$(HOST):$(PORT)} $(BIN)/provisio serve --host $(HOST) --port $(PORT)
 

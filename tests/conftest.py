@@ -23,8 +23,9 @@ from provisio.app import create_app
 from provisio.config import Settings
 from provisio.db.engine import Database, async_url
 from provisio.db.migrate import upgrade
-from provisio.db.models import Member
+from provisio.db.models import Member, SeatLedgerEntry
 from provisio.domain import domains as domain_service
+from provisio.domain import scim_settings as scim_settings_service
 from provisio.domain import tokens as token_service
 from provisio.domain import workspaces as workspace_service
 
@@ -170,19 +171,29 @@ async def make_tenant(
     exact_name: bool = False,
 ) -> Tenant:
     """A workspace with a bearer token. By default: generous seats, one operator-verified domain of its
-    own (``<key>.test``) and other domains allowed, so any e-mail can be provisioned."""
+    own (``<key>.test``) and other domains allowed, so any e-mail can be provisioned, and SCIM on.
+    ``domains=()``: no verified domain, so SCIM stays off (the token is refused)."""
     await _release_earlier_tenants()
     async with db.writing() as session:
         full_name = name if exact_name else f"{name} {uuid.uuid4().hex[:6]}"
         ws = await workspace_service.create_workspace(session, full_name, seats=seats)
         for domain in domains if domains is not None else (f"{ws.key}.test",):
             await domain_service.add_domain(session, ws, domain, operator_verified=True)
+        if domains != ():  # SCIM can be on only with a verified domain: without one it stays off
+            await scim_settings_service.set_enabled(session, ws, True)
         ws.allow_other_domains = allow_other_domains
         ws.license_auto_charge = auto_charge
         ws.license_max_seats = max_seats
         issued = await token_service.create_token(session, ws, "test")
     _made.append((_test_generation, db, ws.id))
     return Tenant(key=ws.key, id=ws.id, token=issued.token, base=f"/scim/v2/{ws.key}", name=ws.name)
+
+
+def after_initial_purchase(oldest_first: list[SeatLedgerEntry]) -> list[SeatLedgerEntry]:
+    """A workspace's ledger after the entry for the seats it was created with (if it had any)."""
+    if oldest_first and oldest_first[0].reason.startswith("initial purchase"):
+        return oldest_first[1:]
+    return oldest_first
 
 
 @pytest.fixture

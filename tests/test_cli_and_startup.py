@@ -14,11 +14,19 @@ from provisio.app import create_app
 from provisio.config import Settings
 from provisio.db.migrate import NotMigrated
 
+# The package under test, whichever copy the interpreter would otherwise import.
+SRC = str(Path(__file__).resolve().parent.parent / "src")
+
 
 def cli(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "provisio.cli", *args],
-        env={"PROVISIO_DATABASE_URL": db_url, "PROVISIO_BASE_URL": "https://scim.example.net", "PATH": ""},
+        env={
+            "PROVISIO_DATABASE_URL": db_url,
+            "PROVISIO_BASE_URL": "https://scim.example.net",
+            "PATH": "",
+            "PYTHONPATH": SRC,
+        },
         capture_output=True,
         text=True,
         timeout=120,
@@ -34,16 +42,20 @@ def test_cli_workspace_and_token_json(tmp_path: Path) -> None:
     assert ws["key"] == "acme-inc" and ws["tenant_url"] == "https://scim.example.net/scim/v2/acme-inc"
     assert set(ws) >= {"id", "key", "tenant_url"}
 
+    # SCIM is off until a domain is verified; then `scim configure` turns it on.
+    assert cli(url, "domain", "add", "acme-inc", "acme.test", "--verified", "--json").returncode == 0
+    assert cli(url, "scim", "configure", "acme-inc", "--method", "bearer", "--json").returncode == 0
     issued = cli(url, "token", "create", "acme-inc", "--json")
     assert issued.returncode == 0, issued.stderr
     tok = json.loads(issued.stdout)
     assert tok["token"].startswith("pvs_") and tok["tenant_url"] == ws["tenant_url"]
 
     listed = json.loads(cli(url, "token", "list", "acme-inc", "--json").stdout)
-    assert [t["id"] for t in listed["tokens"]] == [tok["id"]]
+    assert [t["id"] for t in listed["tokens"]][-1] == tok["id"]
     assert tok["token"] not in json.dumps(listed)  # only hashes are stored
     assert json.loads(cli(url, "token", "revoke", "acme-inc", tok["id"], "--json").stdout) == {
-        "revoked": True
+        "revoked": True,
+        "id": tok["id"],
     }
 
     recount = cli(url, "db", "recount", "--json")
@@ -51,9 +63,13 @@ def test_cli_workspace_and_token_json(tmp_path: Path) -> None:
     assert json.loads(recount.stdout) == {"corrected_workspaces": []}
 
     dup = cli(url, "workspace", "create", "Acme Inc", "--key", "acme-inc", "--json")
-    assert dup.returncode == 1 and "already exists" in dup.stderr
+    # With --json an error is JSON on stdout too, with a non-zero exit status.
+    assert dup.returncode == 1 and "already exists" in json.loads(dup.stdout)["error"]["message"]
     missing = cli(url, "token", "create", "nope", "--json")
-    assert missing.returncode == 1 and "No workspace" in missing.stderr
+    assert missing.returncode == 1
+    assert json.loads(missing.stdout) == {
+        "error": {"code": "not_found", "message": "No workspace with key 'nope'."}
+    }
 
 
 async def test_server_refuses_an_unmigrated_database(tmp_path: Path) -> None:
@@ -67,3 +83,31 @@ async def test_health_and_metrics(client: httpx.AsyncClient) -> None:
     assert (await client.get("/healthz")).json()["status"] == "ok"
     metrics = await client.get("/metrics")
     assert metrics.status_code == 200 and "provisio_http_requests_total" in metrics.text
+
+
+def test_upgrade_turns_scim_off_where_no_domain_is_verified(tmp_path: Path) -> None:
+    """Workspaces made before SCIM needed a verified domain had it on; the upgrade makes them agree.
+    Rows as the schema before that upgrade stored them (plain SQL: the models are newer)."""
+    import sqlite3
+
+    from provisio.db.migrate import upgrade
+
+    path = tmp_path / "old.db"
+    upgrade(f"sqlite:///{path}", "0007")
+    with sqlite3.connect(path) as conn:
+        for key in ("bare", "claimed", "verified"):
+            conn.execute(
+                "INSERT INTO workspaces (id, key, name, created_at) VALUES (?, ?, ?, '2026-01-01 00:00:00')",
+                (key, key, key),
+            )
+        for ws, verified_at in (("claimed", None), ("verified", "2026-01-01 00:00:00")):
+            conn.execute(
+                "INSERT INTO workspace_domains (id, workspace_id, domain, verification_code, created_at, "
+                "verified_at) VALUES (?, ?, ?, 'c', '2026-01-01 00:00:00', ?)",
+                (ws, ws, f"{ws}.test", verified_at),
+            )
+        assert conn.execute("SELECT count(*) FROM workspaces WHERE scim_enabled").fetchone() == (3,)
+    upgrade(f"sqlite:///{path}")
+    with sqlite3.connect(path) as conn:
+        states = dict(conn.execute("SELECT key, scim_enabled FROM workspaces").fetchall())
+    assert states == {"bare": 0, "claimed": 0, "verified": 1}

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import sys
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import typer
 
@@ -39,7 +40,20 @@ T = TypeVar("T")
 JSON_OPTION = typer.Option(False, "--json", help="Print machine-readable JSON.")
 
 
-def _run(work: Callable[[Database], Awaitable[T]]) -> T:
+USAGE = "usage"  # the error code of a command line the CLI cannot run (exit status 2)
+
+
+def _fail(code: str, message: str, as_json: bool, status: int = 1, **data: Any) -> NoReturn:
+    """Every error of every command ends here: with --json, ``{"error": {"code", "message"}}`` (and any
+    ``data``) on stdout, so automation reads one document; without, the message on stderr."""
+    if as_json:
+        typer.echo(json.dumps({**data, "error": {"code": code, "message": message}}, indent=2))
+    else:
+        typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(status)
+
+
+def _run(work: Callable[[Database], Awaitable[T]], as_json: bool) -> T:
     async def main() -> T:
         db = Database.from_url(get_settings().database_url, pool_size=2)
         try:
@@ -50,8 +64,7 @@ def _run(work: Callable[[Database], Awaitable[T]]) -> T:
     try:
         return asyncio.run(main())
     except DomainError as exc:
-        typer.echo(f"error: {exc.detail}", err=True)
-        raise typer.Exit(1) from None
+        _fail(exc.kind.value, exc.detail, as_json)
 
 
 def _emit(data: dict[str, Any], as_json: bool, lines: list[str]) -> None:
@@ -74,7 +87,7 @@ def db_recount(as_json: bool = JSON_OPTION) -> None:
         async with db.writing() as session:
             return await member_buckets.recount(session)
 
-    wrong = _run(work)
+    wrong = _run(work, as_json)
     lines = [f"Corrected the counts of {len(wrong)} workspace(s)." if wrong else "Every count was right."]
     _emit({"corrected_workspaces": wrong}, as_json, lines)
 
@@ -120,28 +133,39 @@ def workspace_create(
 ) -> None:
     """Create a workspace (and, with --admin-email/--admin-password, its console admin)."""
     if (admin_email is None) != (admin_password is None):
-        typer.echo("error: give --admin-email and --admin-password together.", err=True)
-        raise typer.Exit(2)
+        _fail(USAGE, "give --admin-email and --admin-password together.", as_json, 2)
 
     async def work(db: Database) -> dict[str, Any]:
         async with db.writing() as session:
-            ws = await workspace_service.create_workspace(session, name, key=key, seats=seats)
+            ws = await workspace_service.create_workspace(
+                session, name, key=key, seats=seats, actor=seat_service.OPERATOR_CLI
+            )
             data: dict[str, Any] = {
                 "id": ws.id,
                 "key": ws.key,
                 "name": ws.name,
                 "tenant_url": get_settings().tenant_url(ws.key),
+                "scim_enabled": ws.scim_enabled,
             }
+            wanted = workspace_service.slugify(name)
+            if key is None and ws.key != wanted:
+                data["notice"] = f"The key {wanted!r} is taken, so this workspace's key is {ws.key!r}."
             if admin_email is not None and admin_password is not None:
                 admin = await admin_service.ensure_admin(session, ws, admin_email, admin_password)
                 data["admin_email"] = admin.email
                 data["console_url"] = get_settings().console_url
             return data
 
-    data = _run(work)
+    data = _run(work, as_json)
     lines = [f"Created workspace {data['name']} ({data['key']})", f"Tenant URL: {data['tenant_url']}"]
+    if "notice" in data:
+        lines.append(data["notice"])
     if "admin_email" in data:
         lines.append(f"Admin {data['admin_email']} can sign in at {data['console_url']}")
+    lines.append(
+        f"SCIM is off until the workspace has a verified domain: provisio domain add {data['key']} DOMAIN, "
+        f"then provisio scim configure {data['key']} --method …"
+    )
     _emit(data, as_json, lines)
 
 
@@ -184,7 +208,7 @@ def scim_configure(
             )
             return data
 
-    data = _run(work)
+    data = _run(work, as_json)
     labels = {
         "client_id": "Client ID",
         "client_secret": "Client Secret",
@@ -211,10 +235,10 @@ def token_create(
     async def work(db: Database) -> dict[str, Any]:
         async with db.writing() as session:
             ws = await workspace_service.require_workspace(session, workspace)
-            issued = await token_service.create_token(session, ws, label)
+            issued = await credential_service.issue_bearer_token(session, ws, label)
             return {"id": issued.id, "token": issued.token, "tenant_url": get_settings().tenant_url(ws.key)}
 
-    data = _run(work)
+    data = _run(work, as_json)
     _emit(
         data,
         as_json,
@@ -230,15 +254,16 @@ def token_create(
 def token_revoke(workspace: str, token_id: str, as_json: bool = JSON_OPTION) -> None:
     """Revoke a bearer token by its id; it stops working at once."""
 
-    async def work(db: Database) -> bool:
+    async def work(db: Database) -> None:
         async with db.writing() as session:
             ws = await workspace_service.require_workspace(session, workspace)
-            return await token_service.revoke_token(session, ws, token_id)
+            if not await token_service.revoke_token(session, ws, token_id):
+                raise await token_service.why_not_revoked(session, ws, token_id)
 
-    revoked = _run(work)
-    _emit({"revoked": revoked}, as_json, ["Revoked." if revoked else "No such live token."])
-    if not revoked:
-        raise typer.Exit(1)
+    _run(work, as_json)
+    _emit(
+        {"revoked": True, "id": token_id}, as_json, [f"Revoked token {token_id}; it stops working at once."]
+    )
 
 
 @token_app.command("list")
@@ -258,7 +283,7 @@ def token_list(workspace: str, as_json: bool = JSON_OPTION) -> None:
                 for t in await token_service.list_tokens(session, ws)
             ]
 
-    rows = _run(work)
+    rows = _run(work, as_json)
     _emit(
         {"tokens": rows},
         as_json,
@@ -273,7 +298,6 @@ seats_app = typer.Typer(help="Purchased seats and license auto-charge.", no_args
 domain_app = typer.Typer(help="Verified e-mail domains of a workspace.", no_args_is_help=True)
 app.add_typer(seats_app, name="seats")
 app.add_typer(domain_app, name="domain")
-OPERATOR = "operator (CLI)"
 
 
 def _seat_data(ws: Any, used: int) -> dict[str, Any]:
@@ -299,8 +323,7 @@ def seats_set(
 ) -> None:
     """Set a workspace's purchased seats and license auto-charge; prints the seat use."""
     if max_seats is not None and no_max_seats:
-        typer.echo("error: give --max-seats or --no-max-seats, not both.", err=True)
-        raise typer.Exit(2)
+        _fail(USAGE, "give --max-seats or --no-max-seats, not both.", as_json, 2)
 
     async def work(db: Database) -> dict[str, Any]:
         async with db.writing() as session:
@@ -308,7 +331,7 @@ def seats_set(
                 session, (await workspace_service.require_workspace(session, workspace)).id
             )
             if purchased is not None:
-                await seat_service.set_purchased(session, ws, purchased, actor=OPERATOR)
+                await seat_service.set_purchased(session, ws, purchased, actor=seat_service.OPERATOR_CLI)
             if auto_charge is not None or max_seats is not None or no_max_seats:
                 await scim_settings_service.set_license(
                     session,
@@ -320,7 +343,7 @@ def seats_set(
                 )
             return _seat_data(ws, await seat_service.used_seats(session, ws.id))
 
-    data = _run(work)
+    data = _run(work, as_json)
     limit = "no limit" if data["max_seats"] is None else f"up to {data['max_seats']} seats"
     charge = f"on ({limit})" if data["auto_charge"] else "off"
     _emit(
@@ -364,7 +387,7 @@ def domain_add(
             entry = await domain_service.add_domain(session, ws, domain, operator_verified=verified)
             return {"workspace": ws.key, **_domain_data(entry)}
 
-    data = _run(work)
+    data = _run(work, as_json)
     lines = [_domain_line(data)]
     if not data["verified"]:
         lines.append(f"Then run: provisio domain verify {data['workspace']} {data['domain']}")
@@ -386,12 +409,12 @@ def domain_verify(
             entry = await domain_service.record_check(session, ws, domain, check)
             return {"workspace": ws.key, **_domain_data(entry)}
 
-    data = _run(work)
-    _emit(
-        data, as_json, [_domain_line(data)] + ([f"error: {data['last_error']}"] if data["last_error"] else [])
-    )
+    data = _run(work, as_json)
     if not data["verified"]:
-        raise typer.Exit(1)
+        if not as_json:
+            typer.echo(_domain_line(data))
+        _fail("not_verified", data["last_error"] or f"{data['domain']} is not verified.", as_json, **data)
+    _emit(data, as_json, [_domain_line(data)])
 
 
 @domain_app.command("list")
@@ -405,7 +428,7 @@ def domain_list(
             ws = await workspace_service.require_workspace(session, workspace)
             return [_domain_data(e) for e in await domain_service.list_domains(session, ws.id)]
 
-    rows = _run(work)
+    rows = _run(work, as_json)
     _emit({"domains": rows}, as_json, [_domain_line(r) for r in rows] or ["No domains."])
 
 
@@ -425,7 +448,7 @@ def domain_remove(
             await domain_service.remove_domain(session, ws, name)
             return name
 
-    name = _run(work)
+    name = _run(work, as_json)
     _emit({"removed": name}, as_json, [f"Removed {name}."])
 
 
@@ -454,7 +477,7 @@ def workspace_update(
             await session.flush()
             return {"key": ws.key, "name": ws.name, "allow_other_domains": ws.allow_other_domains}
 
-    data = _run(work)
+    data = _run(work, as_json)
     other = "accepts" if data["allow_other_domains"] else "refuses"
     _emit(data, as_json, [f"{data['name']} ({data['key']}) {other} members from other domains."])
 
@@ -486,8 +509,11 @@ def demo(as_json: bool = JSON_OPTION) -> None:
         async with db.writing() as session:
             ws = await workspace_service.get_workspace(session, DEMO_KEY)
             if ws is None:
-                ws = await workspace_service.create_workspace(session, "Demo", key=DEMO_KEY, seats=25)
+                ws = await workspace_service.create_workspace(
+                    session, "Demo", key=DEMO_KEY, seats=25, actor=seat_service.OPERATOR_CLI
+                )
             await _ensure_demo_domain(session, ws)
+            await scim_settings_service.set_enabled(session, ws, True)  # needs the domain just ensured
             password = secrets.token_urlsafe(12)  # fresh on every run; printed below
             await admin_service.ensure_admin(session, ws, DEMO_ADMIN_EMAIL, password)
             data: dict[str, Any] = {
@@ -499,10 +525,10 @@ def demo(as_json: bool = JSON_OPTION) -> None:
                 "scim_method": ws.scim_auth_method,
             }
             if ws.scim_auth_method == ScimMethod.BEARER.value:
-                data["token"] = (await token_service.create_token(session, ws, "demo")).token
+                data["token"] = (await credential_service.issue_bearer_token(session, ws, "demo")).token
             return data
 
-    data = _run(work)
+    data = _run(work, as_json)
     lines = [
         "provisio demo is ready.",
         f"  Console:                {data['console_url']}",
@@ -520,5 +546,27 @@ def demo(as_json: bool = JSON_OPTION) -> None:
     _emit(data, as_json, lines)
 
 
+def _is_usage_error(exc: BaseException) -> bool:
+    """A command line the parser refused (Typer raises its own copy of click's ``UsageError``)."""
+    return any(cls.__name__ == "UsageError" for cls in type(exc).__mro__) and hasattr(exc, "format_message")
+
+
+def main() -> None:
+    """The ``provisio`` command: the Typer app, with command-line errors (an unknown option, a missing
+    argument) answered as a JSON error too when ``--json`` is on the command line."""
+    if "--json" not in sys.argv[1:]:
+        app()
+        return
+    try:
+        status = app(standalone_mode=False)
+    except Exception as exc:
+        if not _is_usage_error(exc) or type(exc).__name__ == "NoArgsIsHelpError":
+            raise
+        message = exc.format_message()  # type: ignore[attr-defined]
+        typer.echo(json.dumps({"error": {"code": USAGE, "message": message}}, indent=2))
+        sys.exit(2)
+    sys.exit(status if isinstance(status, int) else 0)
+
+
 if __name__ == "__main__":
-    app()
+    main()

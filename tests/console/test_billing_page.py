@@ -55,7 +55,14 @@ async def test_page_shows_seat_use(db: Database, browser: httpx.AsyncClient, ten
     assert 'aria-current="page">Billing &amp; seats' in r.text
     for label in ('for="count"', 'for="reason"', 'for="auto_charge"', 'for="max_seats"'):
         assert label in r.text
-    assert "No seat has been bought yet." in r.text  # the workspace was created with its 100 seats
+    # The seats the workspace was created with are its first ledger entry, by the operator who made it.
+    assert [row[1:] for row in ledger_rows(r.text)] == [
+        ["+100", "100", "initial purchase of 100 seat(s) · Bought by hand", "operator (CLI)"]
+    ]
+    # Its date and time stay on one line, however narrow the table.
+    assert '<td class="when"><time datetime=' in r.text
+    css = (await browser.get("/console/static/console.css")).text
+    assert re.search(r"\.when \{[^}]*white-space: nowrap", css)
 
 
 async def test_buy_seats(db: Database, browser: httpx.AsyncClient, tenant: OAuthTenant) -> None:
@@ -143,7 +150,7 @@ async def test_ledger_pages(db: Database, browser: httpx.AsyncClient, tenant: OA
     rows = ledger_rows(first.text)
     assert len(rows) == 20 and rows[0][3].startswith("purchase 25") and rows[-1][3].startswith("purchase 6")
     assert (
-        "1\u201320 of 25" in first.text and f'href="{billing_path(tenant)}?page=2" rel="next"' in first.text
+        "1\u201320 of 26" in first.text and f'href="{billing_path(tenant)}?page=2" rel="next"' in first.text
     )
     second = await browser.get(billing_path(tenant), params={"page": "2"})
     rows = ledger_rows(second.text)
@@ -153,6 +160,7 @@ async def test_ledger_pages(db: Database, browser: httpx.AsyncClient, tenant: OA
         "purchase 3",
         "purchase 2",
         "purchase 1",
+        "initial purchase of 100 seat(s)",  # the seats the workspace was created with
     ]
     assert f'href="{billing_path(tenant)}" rel="prev"' in second.text
 

@@ -9,6 +9,8 @@ import httpx
 import pytest
 
 from provisio.db.engine import Database
+from provisio.domain import domains as domain_service
+from provisio.domain import scim_credentials as credential_service
 from provisio.domain import workspaces as workspace_service
 from provisio.domain.scim_methods import ScimMethod
 from tests.oauth.helpers import OAuthTenant, csrf_token, make_admin, make_oauth_tenant, sign_in
@@ -131,6 +133,33 @@ async def test_bearer_method_generates_a_token(
         f"/scim/v2/{tenant.key}/Users", headers={"Authorization": f"Bearer {token.group(1)}"}
     )
     assert users.status_code == 200
+
+
+async def test_scim_and_credentials_need_a_verified_domain(
+    db: Database, browser: httpx.AsyncClient, tenant: OAuthTenant
+) -> None:
+    async with db.writing() as session:
+        ws = await workspace_service.require_workspace(session, tenant.key)
+        domain = (await domain_service.verified_domains(session, ws.id))[0]
+        await domain_service.remove_domain(session, ws, domain)  # SCIM is off: it may go
+    for action, data in (("enabled", {"enabled": "on"}), ("credentials", {})):
+        r = await submit(browser, tenant, action, **data)
+        assert r.status_code == 400 and "needs a verified domain" in r.text, action
+        assert 'role="alert"' in r.text and "Domains" in r.text
+    async with db.reading() as session:
+        ws = await workspace_service.require_workspace(session, tenant.key)
+        assert not ws.scim_enabled
+        assert not await credential_service.has_live_bearer_token(session, ws.id)
+
+    async with db.writing() as session:
+        ws = await workspace_service.require_workspace(session, tenant.key)
+        await domain_service.add_domain(session, ws, domain, operator_verified=True)
+    assert (await submit(browser, tenant, "enabled", enabled="on")).status_code == 303
+    # Now the last verified domain stays while SCIM is on, and the Domains page says why.
+    domains = f"/console/workspaces/{tenant.key}/settings/domains"
+    page = await browser.get(domains)
+    r = await browser.post(f"{domains}/remove", data={"csrf_token": csrf_token(page.text), "domain": domain})
+    assert r.status_code == 400 and "only verified domain" in r.text and "turn SCIM off" in r.text
 
 
 async def test_only_admins_of_the_workspace(db: Database, app: object, tenant: OAuthTenant) -> None:

@@ -124,11 +124,42 @@ async def test_a_domain_has_one_verified_owner(db: Database, dns: TxtServer) -> 
         assert taken.value.kind is Kind.CONFLICT
 
 
+async def test_credentials_need_a_verified_domain(db: Database) -> None:
+    """Every way to issue credentials goes through the rule that turns SCIM on."""
+    from provisio.domain import scim_credentials as credential_service
+    from provisio.domain.scim_methods import ScimMethod
+
+    async with db.writing() as session:
+        ws = await workspace_service.create_workspace(session, "Creds")
+        assert not ws.scim_enabled
+        for issue in (
+            credential_service.generate_credentials(session, ws),
+            credential_service.issue_bearer_token(session, ws, "x"),
+        ):
+            with pytest.raises(DomainError) as err:
+                await issue
+            assert (
+                "needs a verified domain" in err.value.detail and f"domain add {ws.key}" in err.value.detail
+            )
+        await domain_service.add_domain(session, ws, unique_domain(), operator_verified=True)
+        # Credentials may be prepared while SCIM is off; a legacy token only once it would work.
+        assert (await credential_service.generate_credentials(session, ws)).token
+        with pytest.raises(DomainError) as off:
+            await credential_service.issue_bearer_token(session, ws, "x")
+        assert "off" in off.value.detail and f"scim configure {ws.key}" in off.value.detail
+        await settings_service.set_enabled(session, ws, True)
+        assert (await credential_service.issue_bearer_token(session, ws, "x")).token
+        await settings_service.set_method(session, ws, ScimMethod.CLIENT_CREDENTIALS)
+        with pytest.raises(DomainError) as method:
+            await credential_service.issue_bearer_token(session, ws, "x")
+        assert "does not accept bearer tokens" in method.value.detail
+
+
 async def test_scim_needs_a_verified_domain(db: Database) -> None:
     name = unique_domain()
     async with db.writing() as session:
         ws = await workspace_service.create_workspace(session, "Toggle")
-        await settings_service.set_enabled(session, ws, False)
+        assert not ws.scim_enabled  # a new workspace starts with SCIM off
         with pytest.raises(DomainError) as err:
             await settings_service.set_enabled(session, ws, True)
         assert "verified domain" in err.value.detail
@@ -192,10 +223,17 @@ async def test_scim_refuses_emails_outside_verified_domains(client: httpx.AsyncC
 
 async def test_no_verified_domain_admits_nobody(client: httpx.AsyncClient, db: Database) -> None:
     tenant = await make_tenant(db, domains=(), allow_other_domains=True)
+    # SCIM cannot be on without a verified domain, so the identity provider is refused outright...
     r = await client.post(
         f"{tenant.base}/Users", json=okta_user(f"ada@{unique_domain()}"), headers=tenant.headers
     )
-    assert "no verified domain" in scim_error(r, 400, "invalidValue")
+    assert r.status_code == 401 and "turned off" in r.json()["detail"]
+    # ...and the member rule behind it (the console's *Add member* too) admits nobody.
+    async with db.writing() as session:
+        ws = await workspace_service.require_workspace(session, tenant.key)
+        with pytest.raises(DomainError) as err:
+            await domain_service.check_member_email(session, ws, f"ada@{unique_domain()}")
+    assert "no verified domain" in err.value.detail
 
 
 async def test_rules_apply_to_oauth_credentials_too(client: httpx.AsyncClient, db: Database) -> None:

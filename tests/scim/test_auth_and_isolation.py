@@ -5,6 +5,8 @@ from __future__ import annotations
 import httpx
 
 from provisio.db.engine import Database
+from provisio.domain import domains as domain_service
+from provisio.domain import scim_settings as scim_settings_service
 from provisio.domain import tokens as token_service
 from provisio.domain import workspaces as workspace_service
 from tests.conftest import Tenant, make_tenant
@@ -52,9 +54,27 @@ async def test_token_of_one_workspace_is_refused_on_another(
     assert r.status_code == 200 and r.json()["active"] is True
 
 
+async def test_a_new_workspace_starts_with_scim_off(client: httpx.AsyncClient, db: Database) -> None:
+    """Off until a domain is verified: a token issued before then is refused as for any workspace with
+    SCIM turned off, on reads as on writes, so a connection test cannot pass while every create fails."""
+    async with db.writing() as session:
+        ws = await workspace_service.create_workspace(session, "Beta Co")
+        assert not ws.scim_enabled
+        issued = await token_service.create_token(session, ws)  # the primitive, below the rule
+    headers = {"Authorization": f"Bearer {issued.token}"}
+    for r in (
+        await client.get(f"/scim/v2/{ws.key}/Users", headers=headers),
+        await client.post(f"/scim/v2/{ws.key}/Users", json={"userName": "ada@beta.test"}, headers=headers),
+    ):
+        assert r.status_code == 401 and "turned off" in r.json()["detail"], r.text
+        assert 'error="invalid_token"' in r.headers["www-authenticate"]
+
+
 async def test_revoked_token_stops_at_once(client: httpx.AsyncClient, db: Database) -> None:
     async with db.writing() as session:
         ws = await workspace_service.create_workspace(session, "Revocable")
+        await domain_service.add_domain(session, ws, f"{ws.key}.test", operator_verified=True)
+        await scim_settings_service.set_enabled(session, ws, True)
         issued = await token_service.create_token(session, ws)
     headers = {"Authorization": f"Bearer {issued.token}"}
     assert (await client.get(f"/scim/v2/{ws.key}/Users", headers=headers)).status_code == 200

@@ -22,7 +22,7 @@ from provisio.db.models import Workspace
 from provisio.domain import members as member_service
 from provisio.domain import seats as seat_service
 from provisio.domain.errors import DomainError
-from tests.conftest import Tenant, make_tenant
+from tests.conftest import Tenant, after_initial_purchase, make_tenant
 from tests.domain.helpers import okta_user, unique_domain
 from tests.live_server import LiveServer, live_server
 
@@ -42,11 +42,12 @@ def _http(server: LiveServer) -> httpx.AsyncClient:
 
 
 async def _seat_state(db: Database, tenant: Tenant) -> tuple[int, int, list[int], list[int]]:
-    """(used, purchased, ledger deltas, ledger seats_after), the ledger oldest first."""
+    """(used, purchased, ledger deltas, ledger seats_after), the ledger oldest first and without the
+    workspace's initial purchase."""
     async with db.reading() as session:
         ws = (await session.execute(select(Workspace).where(Workspace.id == tenant.id))).scalar_one()
         used = await seat_service.used_seats(session, ws.id)
-        ledger = list(reversed(await seat_service.ledger(session, ws.id)))
+        ledger = after_initial_purchase(list(reversed(await seat_service.ledger(session, ws.id))))
         return used, ws.seats_purchased, [e.delta for e in ledger], [e.seats_after for e in ledger]
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from provisio.db.engine import Database
 from provisio.db.models import SeatLedgerEntry, Workspace
 from provisio.domain import seats as seat_service
-from tests.conftest import Tenant, make_tenant
+from tests.conftest import Tenant, after_initial_purchase, make_tenant
 from tests.domain.helpers import (
     entra_active,
     entra_email,
@@ -21,11 +21,11 @@ from tests.domain.helpers import (
 
 
 async def _state(db: Database, tenant: Tenant) -> tuple[int, int, list[SeatLedgerEntry]]:
-    """(used, purchased, ledger oldest first)."""
+    """(used, purchased, ledger oldest first without the workspace's initial purchase)."""
     async with db.reading() as session:
         ws = (await session.execute(select(Workspace).where(Workspace.id == tenant.id))).scalar_one()
         used = await seat_service.used_seats(session, ws.id)
-        entries = list(reversed(await seat_service.ledger(session, ws.id)))
+        entries = after_initial_purchase(list(reversed(await seat_service.ledger(session, ws.id))))
         return used, ws.seats_purchased, entries
 
 

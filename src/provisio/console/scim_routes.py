@@ -148,7 +148,12 @@ async def generate_credentials(
     await csrf.verify(request)
     await admin_workspace(request, workspace_key, who)
     db: Database = request.app.state.db
-    async with db.writing() as session:
-        workspace = await workspace_service.require_workspace(session, workspace_key)
-        issued = await credential_service.generate_credentials(session, workspace)
+    try:
+        async with db.writing() as session:
+            workspace = await workspace_service.require_workspace(session, workspace_key)
+            issued = await credential_service.generate_credentials(session, workspace)
+    except DomainError as exc:
+        return await _render_page(
+            request, workspace_key, who, 400, error=exc.detail, error_field="credentials"
+        )
     return await _render_page(request, workspace_key, who, issued=issued)

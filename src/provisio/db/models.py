@@ -77,7 +77,9 @@ class Workspace(Base):
     key: Mapped[str] = mapped_column(String(63), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    scim_enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    # Off until an admin or operator turns it on, which needs a verified domain (domain.domains). The
+    # server default is the schema's original one; every row is written through the ORM default.
+    scim_enabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("true"))
     seats_purchased: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     # How IdPs authenticate to SCIM: "bearer" (legacy token), "authorization_code" or "client_credentials".
     scim_auth_method: Mapped[str] = mapped_column(String(32), default="bearer", server_default="bearer")

@@ -238,12 +238,16 @@ async def remove_domain(session: AsyncSession, workspace: Workspace, domain: str
 
 
 async def require_verified_domain_for_scim(session: AsyncSession, workspace: Workspace) -> None:
-    """SCIM can be turned on only once the workspace has verified a domain."""
+    """The one rule for "SCIM is on": SCIM can be turned on, and credentials issued, only once the
+    workspace has verified a domain. Without one every create would be refused (``check_member_email``)
+    while reads answered, so an identity provider's connection test would pass and then every user fail.
+    """
     if not await has_verified_domain(session, workspace.id):
         raise DomainError(
             Kind.INVALID,
-            f"SCIM provisioning needs a verified domain: add your e-mail domain in {SETTINGS_HINT}, publish "
-            "its TXT record and verify it, then turn SCIM on.",
+            f"SCIM provisioning for workspace {workspace.name} needs a verified domain: add your e-mail "
+            f"domain in {SETTINGS_HINT} (or `provisio domain add {workspace.key} DOMAIN`), publish its TXT "
+            "record and verify it, then turn SCIM on.",
         )
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from provisio.db.models import OAuthAuthorizationCode, OAuthClient, OAuthToken, ScimToken, Workspace, utcnow
 from provisio.domain import tokens as token_service
+from provisio.domain.domains import require_verified_domain_for_scim
 from provisio.domain.errors import DomainError, Kind
 from provisio.domain.hashing import hash_secret
 from provisio.domain.scim_methods import OAUTH_METHODS, ScimMethod
@@ -72,8 +73,33 @@ async def has_live_bearer_token(session: AsyncSession, workspace_id: str) -> boo
     return result.first() is not None
 
 
+async def issue_bearer_token(
+    session: AsyncSession, workspace: Workspace, label: str
+) -> token_service.IssuedToken:
+    """One more legacy bearer token, refused unless it would work now: SCIM on (which implies a verified
+    domain) and ``bearer`` the workspace's method, so a token is never handed out only to be refused."""
+    await require_verified_domain_for_scim(session, workspace)
+    if not workspace.scim_enabled:
+        raise DomainError(
+            Kind.INVALID,
+            f"SCIM provisioning is off for workspace {workspace.name}: turn it on in Workspace settings > "
+            f"Advanced > SCIM (or `provisio scim configure {workspace.key} --method bearer`) first.",
+        )
+    if workspace.scim_auth_method != ScimMethod.BEARER.value:
+        method = ScimMethod(workspace.scim_auth_method)
+        raise DomainError(
+            Kind.INVALID,
+            f"Workspace {workspace.name} authenticates SCIM with {method.label}, "
+            "which does not accept bearer tokens: issue its credentials with `provisio scim configure "
+            f"{workspace.key} --method {workspace.scim_auth_method}`, or switch it to --method bearer.",
+        )
+    return await token_service.create_token(session, workspace, label)
+
+
 async def generate_credentials(session: AsyncSession, workspace: Workspace) -> IssuedCredentials:
-    """Issue fresh credentials for the workspace's method, revoking the previous ones."""
+    """Issue fresh credentials for the workspace's method, revoking the previous ones (SCIM may still be
+    off: the admin can prepare the identity provider first, but not before a domain is verified)."""
+    await require_verified_domain_for_scim(session, workspace)
     method = ScimMethod(workspace.scim_auth_method)
     if method is ScimMethod.BEARER:
         await revoke_bearer_tokens(session, workspace.id)

@@ -30,6 +30,9 @@ KIND_AUTO_CHARGE = "auto_charge"
 KIND_PURCHASE = "purchase"
 KIND_OPERATOR = "operator"
 SETTINGS_HINT = "Workspace settings"
+# How the ledger names who changed the count: the operator on the command line; an admin in the console
+# is "<e-mail> (console)" and an identity provider its client (``scim.auth.Caller.actor``).
+OPERATOR_CLI = "operator (CLI)"
 
 
 async def lock_workspace(session: AsyncSession, workspace_id: str) -> Workspace:
@@ -117,7 +120,9 @@ async def take_seat(
         return None
     cap = workspace.license_max_seats
     if workspace.license_auto_charge and (cap is None or workspace.seats_purchased < cap):
-        delta = used + 1 - workspace.seats_purchased  # 1 unless seats were set below usage by hand
+        delta = (
+            used + 1 - workspace.seats_purchased
+        )  # 1 unless seats were below usage before that was refused
         if cap is None or workspace.seats_purchased + delta <= cap:
             return _record(session, workspace, delta, KIND_AUTO_CHARGE, f"auto-charge for {user_name}", actor)
     raise no_free_seat(workspace, used)
@@ -140,14 +145,35 @@ async def buy_seats(
 async def set_purchased(
     session: AsyncSession, workspace: Workspace, purchased: int, *, actor: str, reason: str = ""
 ) -> SeatLedgerEntry | None:
-    """The operator's override of the purchased count (members above it stay; new ones need seats)."""
+    """The operator's override of the purchased count. Never below the seats in use: the members using
+    them would hold seats nobody bought, and the next create would charge for them all at once."""
     if not 0 <= purchased <= MAX_PURCHASED:
         raise DomainError(Kind.INVALID, f"The purchased seat count must be between 0 and {MAX_PURCHASED}.")
     locked = await lock_workspace(session, workspace.id)
     delta = purchased - locked.seats_purchased
     if delta == 0:
         return None
+    used = await used_seats(session, locked.id)
+    if purchased < used:
+        raise DomainError(
+            Kind.INVALID,
+            f"Workspace {locked.name} has {used} active members, each using a seat: the purchased count "
+            f"cannot go below {used}. Deactivate members first (or set {used} or more).",
+        )
     entry = _record(session, locked, delta, KIND_OPERATOR, reason or f"set to {purchased} seat(s)", actor)
+    await session.flush()
+    return entry
+
+
+async def initial_purchase(
+    session: AsyncSession, workspace: Workspace, count: int, *, actor: str
+) -> SeatLedgerEntry | None:
+    """The seats a new workspace starts with, as its first ledger entry (none for zero)."""
+    if not 0 <= count <= MAX_PURCHASED:
+        raise DomainError(Kind.INVALID, f"The seat count must be between 0 and {MAX_PURCHASED}.")
+    if count == 0:
+        return None
+    entry = _record(session, workspace, count, KIND_PURCHASE, f"initial purchase of {count} seat(s)", actor)
     await session.flush()
     return entry
 

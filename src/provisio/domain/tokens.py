@@ -9,6 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from provisio.db.models import ScimToken, Workspace, utcnow
+from provisio.domain.errors import DomainError, Kind
 from provisio.domain.hashing import hash_secret
 
 TOKEN_PREFIX = "pvs_"
@@ -37,6 +38,23 @@ async def revoke_token(session: AsyncSession, workspace: Workspace, token_id: st
         .values(revoked_at=utcnow())
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def why_not_revoked(session: AsyncSession, workspace: Workspace, token_id: str) -> DomainError:
+    """Why ``revoke_token`` revoked nothing: no such token in this workspace, or revoked already."""
+    revoked_at = await session.scalar(
+        select(ScimToken.revoked_at).where(ScimToken.id == token_id, ScimToken.workspace_id == workspace.id)
+    )
+    if revoked_at is None:
+        return DomainError(
+            Kind.NOT_FOUND,
+            f"Workspace {workspace.key} has no token {token_id!r}: `provisio token list {workspace.key}` "
+            "shows its tokens' ids.",
+        )
+    return DomainError(
+        Kind.CONFLICT,
+        f"Token {token_id} was already revoked at {revoked_at:%Y-%m-%d %H:%M} UTC; nothing changed.",
+    )
 
 
 async def list_tokens(session: AsyncSession, workspace: Workspace) -> list[ScimToken]:

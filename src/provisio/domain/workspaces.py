@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from provisio.db.models import Workspace
 from provisio.domain.errors import DomainError, Kind
+from provisio.domain.seats import MAX_PURCHASED, OPERATOR_CLI, initial_purchase
 
 
 class WorkspaceRef(Protocol):
@@ -44,13 +45,16 @@ def slugify(name: str) -> str:
 
 
 async def create_workspace(
-    session: AsyncSession, name: str, *, key: str | None = None, seats: int = 0
+    session: AsyncSession, name: str, *, key: str | None = None, seats: int = 0, actor: str = OPERATOR_CLI
 ) -> Workspace:
+    """A new workspace with SCIM off (it needs a verified domain first); its ``seats`` are its first
+    ledger entry, bought by ``actor``. Without ``key``, one is made from the name (with a random suffix
+    when taken: compare ``workspace.key`` with ``slugify(name)``)."""
     name = name.strip()
     if not name:
         raise DomainError(Kind.INVALID, "A workspace needs a name.")
-    if seats < 0:
-        raise DomainError(Kind.INVALID, "The seat count cannot be negative.")
+    if not 0 <= seats <= MAX_PURCHASED:
+        raise DomainError(Kind.INVALID, f"The seat count must be between 0 and {MAX_PURCHASED}.")
     if key is not None:
         if not KEY_RE.match(key):
             raise DomainError(
@@ -63,9 +67,10 @@ async def create_workspace(
         key = slugify(name)
         while await get_workspace(session, key):
             key = f"{slugify(name)}-{secrets.token_hex(3)}"
-    workspace = Workspace(name=name, key=key, seats_purchased=seats)
+    workspace = Workspace(name=name, key=key, seats_purchased=0, scim_enabled=False)
     session.add(workspace)
     await session.flush()
+    await initial_purchase(session, workspace, seats, actor=actor)
     return workspace
 
 

@@ -33,15 +33,14 @@ class Neighbour:
 
 
 def neighbour_of(target: Target, key: str, users: list[SeededUser]) -> Neighbour:
-    """Issue a token for the seeded neighbour workspace ``key`` with the CLI, as an operator would."""
+    """Issue a token for the seeded neighbour workspace ``key`` with the CLI, as an operator would (after
+    giving it a verified domain of its own: credentials are issued only to a workspace that has one)."""
     assert target.database_url is not None
-    done = subprocess.run(
-        [provisio_executable(), "token", "create", key, "--json"],
-        env=os.environ | {"PROVISIO_DATABASE_URL": target.database_url},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    env = os.environ | {"PROVISIO_DATABASE_URL": target.database_url}
+    for args in (("domain", "add", key, f"{key}.bench.test", "--verified"), ("token", "create", key)):
+        done = subprocess.run(
+            [provisio_executable(), *args, "--json"], env=env, capture_output=True, text=True, check=True
+        )
     token = str(json.loads(done.stdout)["token"])
     return Neighbour(base_url=target.base_url.rsplit("/", 1)[0] + "/" + key, token=token, users=users)
 

@@ -197,7 +197,7 @@ class ProvisioServer:
         key = str(workspace["key"])
         # Members need an e-mail in a verified domain of their workspace (issue 5): the operator's override.
         self._cli(env, "domain", "add", key, DOMAIN, "--verified", "--json")
-        token = self._cli(env, "token", "create", key, "--json")
+        token = self._cli(env, "scim", "configure", key, "--method", "bearer", "--json")  # SCIM on
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(
                 [*self._profiler(), self.exe, "serve", "--host", "127.0.0.1", "--port", str(self.port)],

@@ -17,7 +17,6 @@ from provisio.db.migrate import upgrade
 from provisio.domain import console_members
 from provisio.domain import domains as domain_service
 from provisio.domain import members as member_service
-from provisio.domain import seats as seat_service
 from provisio.domain import workspaces as workspace_service
 from provisio.domain.scim_methods import ScimMethod
 from tests.domain.dns_server import TxtServer, txt_server
@@ -46,16 +45,18 @@ async def _seed(url: str) -> tuple[OAuthTenant, str]:
     db = Database.from_url(url)
     try:
         tenant = await make_oauth_tenant(
-            db, ScimMethod.BEARER, redirect_uris=(), enabled=False, credentials=False, name="Acme Corp"
+            db,
+            ScimMethod.BEARER,
+            redirect_uris=(),
+            enabled=False,
+            credentials=False,
+            name="Acme Corp",
+            seats=10,  # the operator's contract: the ledger's first entry
         )
         async with db.writing() as session:
             ws = await workspace_service.require_workspace(session, tenant.key)
             ws.allow_other_domains = False
             own = (await domain_service.verified_domains(session, ws.id))[0]
-            ws.seats_purchased = 0  # made with 100: start the ledger with the operator's contract instead
-            await seat_service.set_purchased(
-                session, ws, 10, actor="operator (CLI)", reason="initial contract"
-            )
             for given, family in IDP_PEOPLE:
                 email = f"{given.lower()}.{family.lower()}@{own}"
                 doc = {

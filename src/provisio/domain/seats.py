@@ -168,9 +168,10 @@ async def set_purchased(
 async def initial_purchase(
     session: AsyncSession, workspace: Workspace, count: int, *, actor: str
 ) -> SeatLedgerEntry | None:
-    """The seats a new workspace starts with, as its first ledger entry (none for zero)."""
-    if not 0 <= count <= MAX_PURCHASED:
-        raise DomainError(Kind.INVALID, f"The seat count must be between 0 and {MAX_PURCHASED}.")
+    """The seats a new workspace starts with, as its first ledger entry (none for zero). Not capped by
+    ``MAX_PURCHASED``, which bounds later changes: an operator may start a workspace larger."""
+    if count < 0:
+        raise DomainError(Kind.INVALID, "The seat count cannot be negative.")
     if count == 0:
         return None
     entry = _record(session, workspace, count, KIND_PURCHASE, f"initial purchase of {count} seat(s)", actor)

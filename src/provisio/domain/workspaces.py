@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from provisio.db.models import Workspace
 from provisio.domain.errors import DomainError, Kind
-from provisio.domain.seats import MAX_PURCHASED, OPERATOR_CLI, initial_purchase
+from provisio.domain.seats import OPERATOR_CLI, initial_purchase
 
 
 class WorkspaceRef(Protocol):
@@ -53,8 +53,8 @@ async def create_workspace(
     name = name.strip()
     if not name:
         raise DomainError(Kind.INVALID, "A workspace needs a name.")
-    if not 0 <= seats <= MAX_PURCHASED:
-        raise DomainError(Kind.INVALID, f"The seat count must be between 0 and {MAX_PURCHASED}.")
+    if seats < 0:
+        raise DomainError(Kind.INVALID, "The seat count cannot be negative.")
     if key is not None:
         if not KEY_RE.match(key):
             raise DomainError(

@@ -1,10 +1,13 @@
-"""The operator CLI (`--json` output) and the refusal to serve an un-migrated database."""
+"""The operator CLI (`--json` output), what `provisio serve` prints, and the refusal to serve an
+un-migrated database."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -12,7 +15,8 @@ import pytest
 
 from provisio.app import create_app
 from provisio.config import Settings
-from provisio.db.migrate import NotMigrated
+from provisio.db.migrate import NotMigrated, upgrade
+from tests.live_server import free_port
 
 
 def cli(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -67,3 +71,38 @@ async def test_health_and_metrics(client: httpx.AsyncClient) -> None:
     assert (await client.get("/healthz")).json()["status"] == "ok"
     metrics = await client.get("/metrics")
     assert metrics.status_code == 200 and "provisio_http_requests_total" in metrics.text
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_prints_one_line_and_root_leads_to_the_console(tmp_path: Path, workers: int) -> None:
+    """`provisio serve` says where it listens, in one line on stdout, and nothing else (no uvicorn
+    start-up lines, no Alembic lines from the schema check), with the default log level."""
+    url = f"sqlite:///{tmp_path / 'serve.db'}"
+    upgrade(url)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROVISIO_")}
+    env |= {"PROVISIO_DATABASE_URL": url, "PROVISIO_SECRET_KEY": "serve-test-secret"}
+    command = [sys.executable, "-m", "provisio.cli", "serve", "--port", str(port), "--workers", str(workers)]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, process.communicate()
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1.0).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "provisio did not start in time"
+            time.sleep(0.1)
+        root = httpx.get(f"{base}/", timeout=5.0)
+        assert root.status_code == 303 and root.headers["location"] == "/console/"
+        assert httpx.head(f"{base}/", timeout=5.0).status_code == 303
+        assert httpx.get(f"{base}/", timeout=5.0, follow_redirects=True).url.path == "/console/login"
+    finally:
+        process.terminate()
+        out, err = process.communicate(timeout=20)
+    assert out == f"provisio listening on {base}\n", (out, err)
+    for chatter in ("Context impl", "alembic", "Uvicorn running", "Started server process", "startup"):
+        assert chatter not in err, err

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
@@ -101,6 +101,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(oauth_router)  # the OAuth endpoints that clients call: token, revocation, metadata
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     app.add_exception_handler(ClientDisconnect, _client_disconnected)
+
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
+    async def root() -> RedirectResponse:
+        # The server's address, typed into a browser, leads to the console (which asks to sign in).
+        return RedirectResponse("/console/", status_code=303)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:

@@ -217,7 +217,11 @@ class ProvisioningEvent(Base):
     status: Mapped[int] = mapped_column(Integer)
     detail: Mapped[str | None] = mapped_column(Text)
 
-    __table_args__ = (Index("ix_events_workspace_at", "workspace_id", "at"),)
+    __table_args__ = (
+        Index("ix_events_workspace_at", "workspace_id", "at"),
+        # The newest events of the members of one page of the console's list (last changed by).
+        Index("ix_events_workspace_member", "workspace_id", "member_id", "id"),
+    )
 
 
 # --- Console admins and the OAuth 2.0 authorization server (provisio.domain.admins, provisio.oauth) ---

@@ -1,11 +1,18 @@
 """What *Generate Credentials* issues: an OAuth client (client ID + secret) or, for the legacy method, a
-bearer token. Secrets are shown once and stored only as SHA-256; regenerating revokes the previous
-credentials and every token issued with them at once."""
+bearer token. Secrets are shown once and stored only as SHA-256.
+
+Regenerating an OAuth client keeps its client ID and replaces the secret, so the identity provider needs
+only the new secret. With no rotation window the old secret and every token and code issued with it stop
+at once (what a leaked secret needs); with a window the old secret is still accepted for client
+authentication until the window ends, and tokens already issued run to their own expiry (what a planned
+rotation needs: no gap while the IdP is updated). Regenerating a bearer token revokes the old one."""
 
 from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,6 +25,51 @@ from provisio.domain.scim_methods import OAUTH_METHODS, ScimMethod
 
 CLIENT_ID_PREFIX = "pvc_"
 CLIENT_SECRET_PREFIX = "pvcs_"
+HINT_LENGTH = 4
+
+
+class RotationWindow(StrEnum):
+    """How long a regenerated client secret's predecessor stays valid."""
+
+    NONE = "none"
+    HOUR = "1h"
+    DAY = "24h"
+
+    @property
+    def duration(self) -> timedelta:
+        return ROTATION_DURATIONS[self]
+
+
+ROTATION_DURATIONS = {
+    RotationWindow.NONE: timedelta(0),
+    RotationWindow.HOUR: timedelta(hours=1),
+    RotationWindow.DAY: timedelta(hours=24),
+}
+
+
+def parse_rotation_window(value: str) -> RotationWindow:
+    try:
+        return RotationWindow(value or RotationWindow.NONE.value)
+    except ValueError:
+        choices = ", ".join(w.value for w in RotationWindow)
+        raise DomainError(Kind.INVALID, f"Unknown rotation window {value!r}: use {choices}.") from None
+
+
+def secret_hint(secret: str) -> str:
+    """The secret's last characters: enough to tell two secrets apart, far too few to guess one."""
+    return secret[-HINT_LENGTH:]
+
+
+def masked(prefix: str, hint: str | None) -> str:
+    return f"{prefix}{'•' * 8}{hint or '••••'}"
+
+
+@dataclass(frozen=True)
+class PreviousSecret:
+    """A replaced client secret still accepted until ``expires_at``."""
+
+    masked: str
+    expires_at: datetime
 
 
 @dataclass(frozen=True)
@@ -37,14 +89,34 @@ async def live_client(session: AsyncSession, workspace_id: str) -> OAuthClient |
     return result.scalars().first()
 
 
+def previous_secret(client: OAuthClient, now: datetime | None = None) -> PreviousSecret | None:
+    expires_at = client.previous_secret_expires_at
+    if client.previous_secret_hash is None or expires_at is None or expires_at <= (now or utcnow()):
+        return None
+    return PreviousSecret(masked(CLIENT_SECRET_PREFIX, client.previous_secret_hint), expires_at)
+
+
+async def has_live_credentials(session: AsyncSession, workspace: Workspace) -> bool:
+    """Whether the workspace's method has credentials an identity provider may be using now."""
+    if ScimMethod(workspace.scim_auth_method) is ScimMethod.BEARER:
+        return await has_live_bearer_token(session, workspace.id)
+    client = await live_client(session, workspace.id)
+    return client is not None and client.grant_method == workspace.scim_auth_method
+
+
 async def revoke_oauth(session: AsyncSession, workspace_id: str) -> None:
     """Revoke the workspace's OAuth clients, their tokens and their unused authorization codes."""
-    now = utcnow()
     await session.execute(
         update(OAuthClient)
         .where(OAuthClient.workspace_id == workspace_id, OAuthClient.revoked_at.is_(None))
-        .values(revoked_at=now)
+        .values(revoked_at=utcnow())
     )
+    await revoke_grants(session, workspace_id)
+
+
+async def revoke_grants(session: AsyncSession, workspace_id: str) -> None:
+    """Revoke the workspace's OAuth tokens and unused authorization codes (its clients stay)."""
+    now = utcnow()
     await session.execute(
         update(OAuthToken)
         .where(OAuthToken.workspace_id == workspace_id, OAuthToken.revoked_at.is_(None))
@@ -72,8 +144,11 @@ async def has_live_bearer_token(session: AsyncSession, workspace_id: str) -> boo
     return result.first() is not None
 
 
-async def generate_credentials(session: AsyncSession, workspace: Workspace) -> IssuedCredentials:
-    """Issue fresh credentials for the workspace's method, revoking the previous ones."""
+async def generate_credentials(
+    session: AsyncSession, workspace: Workspace, window: RotationWindow = RotationWindow.NONE
+) -> IssuedCredentials:
+    """Issue fresh credentials for the workspace's method, replacing the previous ones (an OAuth client
+    keeps its client ID; its old secret stays valid for ``window``)."""
     method = ScimMethod(workspace.scim_auth_method)
     if method is ScimMethod.BEARER:
         await revoke_bearer_tokens(session, workspace.id)
@@ -81,16 +156,24 @@ async def generate_credentials(session: AsyncSession, workspace: Workspace) -> I
         return IssuedCredentials(method=method, token=issued.token)
     if method not in OAUTH_METHODS:  # pragma: no cover - enum is closed
         raise DomainError(Kind.INVALID, f"Unknown SCIM method {method!r}.")
-    await revoke_oauth(session, workspace.id)
-    client_id = CLIENT_ID_PREFIX + secrets.token_urlsafe(18)
     client_secret = CLIENT_SECRET_PREFIX + secrets.token_urlsafe(32)
-    session.add(
-        OAuthClient(
+    client = await live_client(session, workspace.id)
+    if client is None or client.grant_method != method.value:
+        await revoke_oauth(session, workspace.id)
+        client = OAuthClient(
             workspace_id=workspace.id,
-            client_id=client_id,
-            secret_hash=hash_secret(client_secret),
+            client_id=CLIENT_ID_PREFIX + secrets.token_urlsafe(18),
             grant_method=method.value,
         )
-    )
+        session.add(client)
+    elif window is RotationWindow.NONE:
+        await revoke_grants(session, workspace.id)
+        client.previous_secret_hash = client.previous_secret_hint = client.previous_secret_expires_at = None
+    else:
+        client.previous_secret_hash = client.secret_hash
+        client.previous_secret_hint = client.secret_hint
+        client.previous_secret_expires_at = utcnow() + window.duration
+    client.secret_hash = hash_secret(client_secret)
+    client.secret_hint = secret_hint(client_secret)
     await session.flush()
-    return IssuedCredentials(method=method, client_id=client_id, client_secret=client_secret)
+    return IssuedCredentials(method=method, client_id=client.client_id, client_secret=client_secret)

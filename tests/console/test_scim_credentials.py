@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select, text, update
 
 from provisio.db.engine import Database
-from provisio.db.models import CredentialReveal, OAuthClient, utcnow
+from provisio.db.models import CredentialReveal, OAuthClient, ScimToken, utcnow
 from provisio.domain import workspaces as workspace_service
 from provisio.domain.hashing import hash_secret
 from provisio.domain.scim_methods import ScimMethod
@@ -262,3 +262,57 @@ async def test_no_window_stops_the_old_secret_at_once(
     scim = await client.get(f"{tenant.scim_base}/Users", headers={"Authorization": f"Bearer {access}"})
     assert scim.status_code == 401  # tokens issued with the old secret stop too
     assert (await token_request(client, tenant.client_id, new)).status_code == 200
+
+
+TOKEN_RE = re.compile(r'id="bearer-token" type="text" readonly value="([^"]+)"')
+
+
+async def test_bearer_token_rotation_window(
+    db: Database, browser: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    tenant = await make_oauth_tenant(db, ScimMethod.BEARER, credentials=False)
+    await sign_in(browser, tenant.admin_email)
+    r = await post(browser, tenant, "credentials")
+    first = TOKEN_RE.search((await browser.get(r.headers["location"])).text)
+    assert r.status_code == 303 and first
+
+    async def status(token: str) -> int:
+        users = await client.get(f"{tenant.scim_base}/Users", headers={"Authorization": f"Bearer {token}"})
+        return users.status_code
+
+    assert (await post(browser, tenant, "credentials")).headers["location"].endswith("/confirm")
+    confirm = await browser.get(f"{page_path(tenant)}/scim/credentials/confirm")
+    assert "Your identity provider will stop provisioning until you paste the new token" in confirm.text
+    r = await browser.post(
+        f"{page_path(tenant)}/scim/credentials",
+        data={"csrf_token": csrf_token(confirm.text), "confirm": "yes", "window": "24h"},
+    )
+    second = TOKEN_RE.search((await browser.get(r.headers["location"])).text)
+    assert second and second.group(1) != first.group(1)
+    assert await status(first.group(1)) == 200 and await status(second.group(1)) == 200
+    assert "The previous token is still accepted until" in (await browser.get(page_path(tenant))).text
+
+    async with db.writing() as session:
+        await session.execute(
+            update(ScimToken)
+            .where(ScimToken.workspace_id == tenant.id, ScimToken.expires_at.is_not(None))
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+    assert await status(first.group(1)) == 401 and await status(second.group(1)) == 200
+    assert "previous token" not in (await browser.get(page_path(tenant))).text
+
+    # Without a window the replaced token stops at once.
+    _, third = await regenerate_token(browser, tenant)
+    assert await status(second.group(1)) == 401 and await status(third) == 200
+
+
+async def regenerate_token(browser: httpx.AsyncClient, tenant: OAuthTenant) -> tuple[httpx.Response, str]:
+    confirm = await browser.get(f"{page_path(tenant)}/scim/credentials/confirm")
+    r = await browser.post(
+        f"{page_path(tenant)}/scim/credentials",
+        data={"csrf_token": csrf_token(confirm.text), "confirm": "yes", "window": "none"},
+    )
+    landing = await browser.get(r.headers["location"])
+    token = TOKEN_RE.search(landing.text)
+    assert token
+    return landing, token.group(1)

@@ -1,5 +1,5 @@
-"""The credential-rotation migration (previous client secrets, one-time reveals) upgrades and downgrades
-on both databases, keeping the clients it finds."""
+"""The credential-rotation migration (previous client secrets, bearer token expiry, one-time reveals)
+upgrades and downgrades on both databases, keeping the clients it finds."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from tests.conftest import POSTGRES_ENV, _admin
 
 def _inspect(sync: Connection) -> tuple[set[str], set[str], int]:
     columns = {c["name"] for c in inspect(sync).get_columns("oauth_clients")}
+    columns |= {f"scim_tokens.{c['name']}" for c in inspect(sync).get_columns("scim_tokens")}
     clients = sync.execute(text("SELECT count(*) FROM oauth_clients")).scalar_one()
     return set(inspect(sync).get_table_names()), columns, clients
 
@@ -61,7 +62,13 @@ def _seed_client(url: str) -> None:
     asyncio.run(write())
 
 
-ADDED = {"secret_hint", "previous_secret_hash", "previous_secret_hint", "previous_secret_expires_at"}
+ADDED = {
+    "secret_hint",
+    "previous_secret_hash",
+    "previous_secret_hint",
+    "previous_secret_expires_at",
+    "scim_tokens.expires_at",
+}
 
 
 def _round_trip(url: str) -> None:

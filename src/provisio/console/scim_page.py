@@ -55,9 +55,9 @@ IDP_STEPS = {
     ScimMethod.BEARER: "paste the new token in your identity provider",
 }
 ROTATION_LABELS = {
-    RotationWindow.NONE: "No: the current secret and every token issued with it stop now",
-    RotationWindow.HOUR: "Keep the current secret working for 1 hour",
-    RotationWindow.DAY: "Keep the current secret working for 24 hours",
+    RotationWindow.NONE: "No: the current {what} stops now",
+    RotationWindow.HOUR: "Keep the current {what} working for 1 hour",
+    RotationWindow.DAY: "Keep the current {what} working for 24 hours",
 }
 
 
@@ -98,6 +98,9 @@ async def scim_page_context(
         "secret_masked": masked(CLIENT_SECRET_PREFIX, client.secret_hint) if client else None,
         "previous_secret": previous_secret(client) if client else None,
         "has_bearer_token": await credential_service.has_live_bearer_token(session, workspace.id),
+        "replaced_token_ends": await credential_service.replaced_bearer_expiry(session, workspace.id)
+        if method is ScimMethod.BEARER
+        else None,
         "issued": issued,
         "notice": NOTICES.get(notice or ""),
         "error": error,
@@ -133,26 +136,24 @@ async def confirm_context(
             action=f"{page_path}/scim/method",
             fields={"method": new_method.value},
             button="Switch method",
+            what="",
             windows=[],
         )
         return context
     is_oauth = method in OAUTH_METHODS
+    what = "secret" if is_oauth else "token"
     context.update(
         title="Regenerate the client secret?" if is_oauth else "Regenerate the bearer token?",
-        consequence=f"{idp} will stop provisioning until you {steps}: the current "
-        + (
-            "secret stops working when the rotation window you choose below ends (at once with none)."
-            if is_oauth
-            else "token stops working at once."
-        )
-        + (" The client ID stays the same." if is_oauth else ""),
+        consequence=f"{idp} will stop provisioning until you {steps}: the current {what} stops working "
+        "when the rotation window you choose below ends (at once with none"
+        + (", and so does every token issued with it). The client ID stays the same." if is_oauth else ")."),
         action=f"{page_path}/scim/credentials",
         fields={},
         button="Regenerate Credentials" if is_oauth else "Regenerate token",
+        what=what,
         windows=[
-            WindowChoice(w.value, ROTATION_LABELS[w], w is RotationWindow.NONE) for w in ROTATION_DURATIONS
-        ]
-        if is_oauth
-        else [],
+            WindowChoice(w.value, ROTATION_LABELS[w].format(what=what), w is RotationWindow.NONE)
+            for w in ROTATION_DURATIONS
+        ],
     )
     return context

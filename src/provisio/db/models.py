@@ -199,6 +199,8 @@ class ScimToken(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set when a regeneration with a rotation window replaced the token: it is refused from then on.
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ProvisioningEvent(Base):

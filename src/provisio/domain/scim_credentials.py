@@ -5,7 +5,8 @@ Regenerating an OAuth client keeps its client ID and replaces the secret, so the
 only the new secret. With no rotation window the old secret and every token and code issued with it stop
 at once (what a leaked secret needs); with a window the old secret is still accepted for client
 authentication until the window ends, and tokens already issued run to their own expiry (what a planned
-rotation needs: no gap while the IdP is updated). Regenerating a bearer token revokes the old one."""
+rotation needs: no gap while the IdP is updated). A bearer token is replaced the same way: revoked at
+once, or still accepted until the window ends."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from provisio.db.models import OAuthAuthorizationCode, OAuthClient, OAuthToken, ScimToken, Workspace, utcnow
@@ -137,21 +139,50 @@ async def revoke_bearer_tokens(session: AsyncSession, workspace_id: str) -> None
     )
 
 
+def _live_bearer(workspace_id: str, now: datetime) -> list[Any]:
+    return [
+        ScimToken.workspace_id == workspace_id,
+        ScimToken.revoked_at.is_(None),
+        or_(ScimToken.expires_at.is_(None), ScimToken.expires_at > now),
+    ]
+
+
 async def has_live_bearer_token(session: AsyncSession, workspace_id: str) -> bool:
-    result = await session.execute(
-        select(ScimToken.id).where(ScimToken.workspace_id == workspace_id, ScimToken.revoked_at.is_(None))
-    )
+    result = await session.execute(select(ScimToken.id).where(*_live_bearer(workspace_id, utcnow())))
     return result.first() is not None
+
+
+async def replaced_bearer_expiry(session: AsyncSession, workspace_id: str) -> datetime | None:
+    """When the last bearer token replaced with a rotation window stops (None if none is pending)."""
+    result = await session.execute(
+        select(func.max(ScimToken.expires_at)).where(*_live_bearer(workspace_id, utcnow()))
+    )
+    return result.scalar_one_or_none()
+
+
+async def _replace_bearer_tokens(session: AsyncSession, workspace_id: str, window: RotationWindow) -> None:
+    if window is RotationWindow.NONE:
+        await revoke_bearer_tokens(session, workspace_id)
+        return
+    now = utcnow()
+    ends = now + window.duration
+    await session.execute(
+        update(ScimToken)
+        .where(
+            *_live_bearer(workspace_id, now), or_(ScimToken.expires_at.is_(None), ScimToken.expires_at > ends)
+        )
+        .values(expires_at=ends)
+    )
 
 
 async def generate_credentials(
     session: AsyncSession, workspace: Workspace, window: RotationWindow = RotationWindow.NONE
 ) -> IssuedCredentials:
     """Issue fresh credentials for the workspace's method, replacing the previous ones (an OAuth client
-    keeps its client ID; its old secret stays valid for ``window``)."""
+    keeps its client ID; its old secret, or the old bearer token, stays valid for ``window``)."""
     method = ScimMethod(workspace.scim_auth_method)
     if method is ScimMethod.BEARER:
-        await revoke_bearer_tokens(session, workspace.id)
+        await _replace_bearer_tokens(session, workspace.id, window)
         issued = await token_service.create_token(session, workspace, "Workspace settings")
         return IssuedCredentials(method=method, token=issued.token)
     if method not in OAUTH_METHODS:  # pragma: no cover - enum is closed

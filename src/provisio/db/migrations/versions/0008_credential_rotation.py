@@ -1,7 +1,8 @@
 """OAuth client secrets that survive a regeneration for a rotation window, and one-time reveals
 
 A regenerated client secret may leave the previous one valid for a while (its SHA-256 and when it
-stops), and each secret keeps its last characters so the console can tell them apart. Credentials just
+stops), and each secret keeps its last characters so the console can tell them apart; a replaced bearer
+token may likewise expire at the end of a window instead of being revoked at once. Credentials just
 issued wait, encrypted, in ``credential_reveals`` for the one page view that shows them.
 
 Revision ID: 0008
@@ -32,6 +33,10 @@ def upgrade() -> None:
                 "previous_secret_expires_at", provisio.db.models.UTCDateTime(timezone=True), nullable=True
             )
         )
+    with op.batch_alter_table("scim_tokens", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("expires_at", provisio.db.models.UTCDateTime(timezone=True), nullable=True)
+        )
     op.create_table(
         "credential_reveals",
         sa.Column("id", sa.String(length=36), nullable=False),
@@ -55,6 +60,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index(op.f("ix_credential_reveals_expires_at"), table_name="credential_reveals")
     op.drop_table("credential_reveals")
+    with op.batch_alter_table("scim_tokens", schema=None) as batch_op:
+        batch_op.drop_column("expires_at")
     with op.batch_alter_table("oauth_clients", schema=None) as batch_op:
         batch_op.drop_column("previous_secret_expires_at")
         batch_op.drop_column("previous_secret_hint")

@@ -316,3 +316,23 @@ async def regenerate_token(browser: httpx.AsyncClient, tenant: OAuthTenant) -> t
     token = TOKEN_RE.search(landing.text)
     assert token
     return landing, token.group(1)
+
+
+async def test_confirmation_names_okta_and_says_when_nothing_stops(
+    db: Database, app: object, browser: httpx.AsyncClient
+) -> None:
+    tenant = await make_oauth_tenant(db, ScimMethod.AUTHORIZATION_CODE)
+    await sign_in(browser, tenant.admin_email)
+    confirm = await browser.get(f"{page_path(tenant)}/scim/credentials/confirm")
+    assert "Okta will stop provisioning until you paste the new client secret" in confirm.text
+    method = await browser.get(f"{page_path(tenant)}/scim/method/confirm?method=client_credentials")
+    assert "Okta will stop provisioning" in method.text
+
+    fresh = await make_oauth_tenant(db, ScimMethod.AUTHORIZATION_CODE, credentials=False)
+    async with new_browser(app) as other:
+        await sign_in(other, fresh.admin_email)
+        idle = await other.get(f"{page_path(fresh)}/scim/method/confirm?method=bearer")
+        assert "nothing stops working" in idle.text and "will stop provisioning" not in idle.text
+        # Without credentials in use, the method switches at once.
+        switched = await post(other, fresh, "method", method="bearer")
+        assert switched.headers["location"].endswith("?notice=method#scim-method")

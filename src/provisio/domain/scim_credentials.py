@@ -82,12 +82,15 @@ class IssuedCredentials:
     token: str | None = None
 
 
-async def live_client(session: AsyncSession, workspace_id: str) -> OAuthClient | None:
-    result = await session.execute(
+async def live_client(
+    session: AsyncSession, workspace_id: str, *, for_update: bool = False
+) -> OAuthClient | None:
+    query = (
         select(OAuthClient)
         .where(OAuthClient.workspace_id == workspace_id, OAuthClient.revoked_at.is_(None))
         .order_by(OAuthClient.created_at.desc())
     )
+    result = await session.execute(query.with_for_update() if for_update else query)
     return result.scalars().first()
 
 
@@ -188,7 +191,8 @@ async def generate_credentials(
     if method not in OAUTH_METHODS:  # pragma: no cover - enum is closed
         raise DomainError(Kind.INVALID, f"Unknown SCIM method {method!r}.")
     client_secret = CLIENT_SECRET_PREFIX + secrets.token_urlsafe(32)
-    client = await live_client(session, workspace.id)
+    # Locked: two regenerations at once must not both take the same secret as "the previous one".
+    client = await live_client(session, workspace.id, for_update=True)
     if client is None or client.grant_method != method.value:
         await revoke_oauth(session, workspace.id)
         client = OAuthClient(

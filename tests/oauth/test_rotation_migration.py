@@ -72,12 +72,12 @@ ADDED = {
 
 
 def _round_trip(url: str) -> None:
-    command.upgrade(alembic_config(url), "0007")
+    command.upgrade(alembic_config(url), "0008")
     _seed_client(url)
     upgrade(url)
     tables, columns, clients = _schema(url)
     assert "credential_reveals" in tables and columns >= ADDED and clients == 1
-    command.downgrade(alembic_config(url), "0007")
+    command.downgrade(alembic_config(url), "0008")
     tables, columns, clients = _schema(url)
     assert "credential_reveals" not in tables and not ADDED & columns and clients == 1
     upgrade(url)

@@ -5,8 +5,8 @@ stops), and each secret keeps its last characters so the console can tell them a
 token may likewise expire at the end of a window instead of being revoked at once. Credentials just
 issued wait, encrypted, in ``credential_reveals`` for the one page view that shows them.
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-04
 """
 
@@ -17,8 +17,8 @@ from alembic import op
 
 import provisio.db.models
 
-revision = "0008"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

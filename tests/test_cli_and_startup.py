@@ -1,10 +1,13 @@
-"""The operator CLI (`--json` output) and the refusal to serve an un-migrated database."""
+"""The operator CLI (`--json` output), what `provisio serve` prints, and the refusal to serve an
+un-migrated database."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -12,7 +15,8 @@ import pytest
 
 from provisio.app import create_app
 from provisio.config import Settings
-from provisio.db.migrate import NotMigrated
+from provisio.db.migrate import NotMigrated, upgrade
+from tests.live_server import free_port
 
 # The package under test, whichever copy the interpreter would otherwise import.
 SRC = str(Path(__file__).resolve().parent.parent / "src")
@@ -90,10 +94,8 @@ def test_upgrade_turns_scim_off_where_no_domain_is_verified(tmp_path: Path) -> N
     Rows as the schema before that upgrade stored them (plain SQL: the models are newer)."""
     import sqlite3
 
-    from provisio.db.migrate import upgrade
-
     path = tmp_path / "old.db"
-    upgrade(f"sqlite:///{path}", "0007")
+    upgrade(f"sqlite:///{path}", "0009")
     with sqlite3.connect(path) as conn:
         for key in ("bare", "claimed", "verified"):
             conn.execute(
@@ -111,3 +113,38 @@ def test_upgrade_turns_scim_off_where_no_domain_is_verified(tmp_path: Path) -> N
     with sqlite3.connect(path) as conn:
         states = dict(conn.execute("SELECT key, scim_enabled FROM workspaces").fetchall())
     assert states == {"bare": 0, "claimed": 0, "verified": 1}
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_prints_one_line_and_root_leads_to_the_console(tmp_path: Path, workers: int) -> None:
+    """`provisio serve` says where it listens, in one line on stdout, and nothing else (no uvicorn
+    start-up lines, no Alembic lines from the schema check), with the default log level."""
+    url = f"sqlite:///{tmp_path / 'serve.db'}"
+    upgrade(url)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROVISIO_")}
+    env |= {"PROVISIO_DATABASE_URL": url, "PROVISIO_SECRET_KEY": "serve-test-secret"}
+    command = [sys.executable, "-m", "provisio.cli", "serve", "--port", str(port), "--workers", str(workers)]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, process.communicate()
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1.0).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "provisio did not start in time"
+            time.sleep(0.1)
+        root = httpx.get(f"{base}/", timeout=5.0)
+        assert root.status_code == 303 and root.headers["location"] == "/console/"
+        assert httpx.head(f"{base}/", timeout=5.0).status_code == 303
+        assert httpx.get(f"{base}/", timeout=5.0, follow_redirects=True).url.path == "/console/login"
+    finally:
+        process.terminate()
+        out, err = process.communicate(timeout=20)
+    assert out == f"provisio listening on {base}\n", (out, err)
+    for chatter in ("Context impl", "alembic", "Uvicorn running", "Started server process", "startup"):
+        assert chatter not in err, err

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
@@ -20,6 +20,7 @@ from provisio.db.migrate import check_current
 from provisio.guards import RejectNulMiddleware
 from provisio.logging import configure_logging
 from provisio.metrics import MetricsMiddleware, metrics_endpoint
+from provisio.oauth.routes import router as oauth_router
 from provisio.ratelimit import scim_limiter
 from provisio.retry import DatabaseRetryMiddleware
 from provisio.scim.paths import ScimTrailingSlashMiddleware
@@ -96,9 +97,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(ScimTrailingSlashMiddleware)
     app.add_middleware(RejectNulMiddleware)
-    install_console(app)  # admin console, consent page and OAuth endpoints (provisio.console, provisio.oauth)
+    install_console(app)  # admin console, the consent page among its pages
+    app.include_router(oauth_router)  # the OAuth endpoints that clients call: token, revocation, metadata
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     app.add_exception_handler(ClientDisconnect, _client_disconnected)
+
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
+    async def root() -> RedirectResponse:
+        # The server's address, typed into a browser, leads to the console (which asks to sign in).
+        return RedirectResponse("/console/", status_code=303)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:

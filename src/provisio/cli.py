@@ -99,25 +99,14 @@ def serve(
     workers: int = typer.Option(1, help="Worker processes."),
 ) -> None:
     """Serve the SCIM API and console (the database must be migrated: `provisio db upgrade`)."""
-    import uvicorn
-
     from provisio.app import secret_key_problem
-    from provisio.http_limits import BoundedHttpToolsProtocol
+    from provisio.serving import run_server
 
     problem = secret_key_problem(get_settings(), workers)
     if problem:
         typer.echo(f"Error: {problem}", err=True)
         raise typer.Exit(1)
-    uvicorn.run(
-        "provisio.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        http=BoundedHttpToolsProtocol,  # request head limits and read timeouts (PROVISIO_HTTP_*)
-        log_level="warning",
-        access_log=False,
-    )
+    run_server(host=host, port=port, workers=workers, announce=typer.echo)
 
 
 @workspace_app.command("create")

@@ -10,6 +10,9 @@ import structlog
 
 def configure_logging(level: str = "INFO", json: bool = True) -> None:
     logging.basicConfig(stream=sys.stderr, level=level.upper(), format="%(message)s")
+    # The start-up check of the schema revision goes through Alembic, whose INFO lines ("Context impl
+    # SQLiteImpl.") read like a migration running: the server only reports problems.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLevelName(level.upper())))
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
     )

@@ -121,10 +121,27 @@ async def test_add_verify_and_remove(
         verified = await domain_service.verified_domains(session, tenant.id)
     assert name in verified
 
-    r = await submit(browser, domains_path(tenant), "remove", domain=name)
+    # Remove asks first: the page's button opens a confirmation (a GET, which changes nothing).
+    page = await browser.get(domains_path(tenant))
+    assert f'<form method="get" action="{domains_path(tenant)}/remove">' in page.text
+    confirm = await browser.get(f"{domains_path(tenant)}/remove", params={"domain": name.upper()})
+    assert confirm.status_code == 200 and f"Remove {name}?" in confirm.text
+    assert "can no longer provision members with an e-mail address at" in confirm.text
+    assert f'<form method="post" action="{domains_path(tenant)}/remove"' in confirm.text
+    assert f'href="{domains_path(tenant)}" class="button button-quiet">Cancel' in confirm.text
+    async with db.reading() as session:
+        assert name in await domain_service.verified_domains(session, tenant.id)
+    r = await browser.post(
+        f"{domains_path(tenant)}/remove", data={"csrf_token": csrf_token(confirm.text), "domain": name}
+    )
     assert r.status_code == 303
     page = await browser.get(r.headers["location"])
-    assert "Domain removed." in page.text and name not in page.text
+    assert f"{name} removed." in notice(page.text) and f"Verify {name}" not in page.text
+    # A domain that is not the workspace's has no confirmation page, and the notice names only domains.
+    missing = await browser.get(f"{domains_path(tenant)}/remove", params={"domain": name})
+    assert missing.status_code == 404 and "is not a domain of workspace" in missing.text
+    spoof = await browser.get(domains_path(tenant), params={"notice": "removed", "domain": "<b>x</b> y"})
+    assert "removed." not in spoof.text
 
 
 async def test_a_failed_lookup_is_reported(

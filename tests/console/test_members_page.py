@@ -4,13 +4,17 @@ read-only, members added by hand (under the SCIM rules), deactivation and reacti
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import event
 
 from provisio.db.engine import Database
-from provisio.domain import console_members
+from provisio.domain import console_members, scim_settings
+from provisio.domain import tokens as token_service
 from provisio.domain import workspaces as workspace_service
 from tests.console.pages import (
     member_by_user_name,
@@ -60,7 +64,7 @@ async def test_add_member_by_hand(db: Database, browser: httpx.AsyncClient, tena
     assert r.status_code == 303
     assert r.headers["location"].startswith(members_path(tenant) + "?notice=added")
     page = await browser.get(r.headers["location"])
-    assert "Member added" in page.text
+    assert f"Added {email}. They use one seat." in page.text
     assert "Grace Hopper" in page.text and email.lower() in page.text and "Added here" in page.text
     assert "<strong>1</strong> of <strong>100</strong> seats used" in page.text
     member = await member_by_user_name(db, tenant, email)
@@ -185,21 +189,150 @@ async def test_deactivate_and_reactivate(
     email = unique_email(await own_domain(db, tenant), "ken")
     await submit(browser, members_path(tenant), "add", email=email, name="Ken Thompson")
     member = await member_by_user_name(db, tenant, email)
-    r = await submit(
-        browser, members_path(tenant), "deactivate", member_id=member.id, q="ken", status="", page="1"
+    path = members_path(tenant)
+    # The row's button opens a confirmation (a GET: nothing changes yet) that keeps the list's state.
+    listing = await browser.get(path, params={"q": "ken"})
+    assert f'<form method="get" action="{path}/deactivate">' in listing.text
+    confirm = await browser.get(
+        f"{path}/deactivate", params={"member_id": member.id, "q": "ken", "status": "", "page": "1"}
     )
+    assert confirm.status_code == 200 and f"Deactivate {email}?" in confirm.text
+    assert "will no longer be able to sign in and their seat is freed" in confirm.text
+    assert f'<form method="post" action="{path}/deactivate"' in confirm.text
+    assert f'href="{path}?q=ken&amp;page=1" class="button button-quiet">Cancel' in confirm.text
+    assert (await member_by_user_name(db, tenant, email)).active
+    form = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', confirm.text))
+    assert form["member_id"] == member.id and form["q"] == "ken" and form["csrf_token"]
+    r = await browser.post(f"{path}/deactivate", data=form)
     assert r.status_code == 303
-    assert r.headers["location"] == f"{members_path(tenant)}?q=ken&page=1&notice=deactivated#member-list"
+    assert r.headers["location"] == f"{path}?q=ken&page=1&notice=deactivated&member={member.id}#member-list"
     page = await browser.get(r.headers["location"])
-    assert "Member deactivated" in page.text and "Deactivated</span>" in page.text
+    assert (
+        f"Deactivated {email}. They can no longer sign in" in page.text and "Deactivated</span>" in page.text
+    )
+    assert f'<form method="get" action="{path}/reactivate">' in page.text
     assert await used_and_purchased(db, tenant) == (0, 100)
-    again = await submit(browser, members_path(tenant), "deactivate", member_id=member.id)
+    again = await submit(browser, path, "deactivate", member_id=member.id)
     assert again.status_code == 303 and "notice=unchanged" in again.headers["location"]
+    page = await browser.get(again.headers["location"])
+    assert f"Nothing to change: {email} already had that status." in page.text
 
-    r = await submit(browser, members_path(tenant), "reactivate", member_id=member.id)
+    confirm = await browser.get(f"{path}/reactivate", params={"member_id": member.id})
+    assert (
+        confirm.status_code == 200
+        and f"Reactivate {email}?" in confirm.text
+        and "will use a seat" in confirm.text
+    )
+    r = await submit(browser, path, "reactivate", member_id=member.id)
     assert r.status_code == 303
+    assert f"Reactivated {email}. They use a seat again." in (await browser.get(r.headers["location"])).text
     assert (await member_by_user_name(db, tenant, email)).active
     assert await used_and_purchased(db, tenant) == (1, 100)
+
+
+async def test_confirmation_refuses_what_the_form_would(
+    db: Database, browser: httpx.AsyncClient, tenant: OAuthTenant
+) -> None:
+    path = members_path(tenant)
+    idp = await scim_member(db, tenant, unique_email(await own_domain(db, tenant)))
+    r = await browser.get(f"{path}/deactivate", params={"member_id": idp})
+    assert r.status_code == 403 and "managed by your identity provider" in r.text
+    r = await browser.get(f"{path}/deactivate", params={"member_id": "no-such-member"})
+    assert r.status_code == 404 and "No user with id" in r.text
+    assert (await browser.get(f"{path}/delete", params={"member_id": idp})).status_code == 404
+    # Notices name only members of this workspace.
+    page = await browser.get(path, params={"notice": "deactivated", "member": "no-such-member"})
+    assert (
+        page.status_code == 200 and "Deactivated " not in page.text.split("<h1>", 1)[1].split("seat-use")[0]
+    )
+
+
+async def test_removed_members_columns_and_last_change(
+    app: object, db: Database, browser: httpx.AsyncClient, tenant: OAuthTenant
+) -> None:
+    """Members removed by SCIM DELETE are listed under Removed; each row shows userName, created, last
+    changed and who changed it last (the IdP client, or the admin in the console)."""
+    domain = await own_domain(db, tenant)
+    async with db.writing() as session:
+        ws = await workspace_service.require_workspace(session, tenant.key)
+        await scim_settings.set_enabled(session, ws, True)
+        token = (await token_service.create_token(session, ws, "okta-prod")).token
+    scim = {"authorization": f"Bearer {token}", "content-type": "application/scim+json"}
+    gone, kept = unique_email(domain, "gone"), unique_email(domain, "kept")
+    ids = {}
+    for email in (gone, kept):
+        r = await browser.post(f"/scim/v2/{tenant.key}/Users", json=scim_user(email), headers=scim)
+        assert r.status_code == 201, r.text
+        ids[email] = r.json()["id"]
+    assert (await browser.delete(f"/scim/v2/{tenant.key}/Users/{ids[gone]}", headers=scim)).status_code == 204
+    by_hand = unique_email(domain, "hand")
+    await submit(browser, members_path(tenant), "add", email=by_hand, name="Hand Made")
+    hand_id = (await member_by_user_name(db, tenant, by_hand)).id
+    await submit(browser, members_path(tenant), "deactivate", member_id=hand_id)
+
+    with _statements(app) as seen:
+        everyone = await browser.get(members_path(tenant))
+    assert len([s for s in seen if "provisioning_events" in s]) == 1  # one query for the whole page
+    assert gone not in everyone.text and kept in everyone.text
+    head = everyone.text.split("<thead>", 1)[1].split("</thead>", 1)[0]
+    for column in ("userName", "E-mail", "Created", "Last changed", "Last changed by"):
+        assert f'<th scope="col">{column}</th>' in head
+    assert _row(everyone.text, kept).count("bearer token okta-prod") == 1
+    assert f"{tenant.admin_email} (console)" in _row(everyone.text, by_hand)
+    assert re.search(r'<td class="when"><time datetime="\d{4}-\d\d-\d\dT', _row(everyone.text, kept))
+
+    removed = await browser.get(members_path(tenant), params={"status": "removed"})
+    assert '<option value="removed" selected>Removed</option>' in removed.text
+    row = _row(removed.text, gone)
+    assert (
+        "Removed</span>" in row
+        and "bearer token okta-prod" in row
+        and "Removed by your identity provider" in row
+    )
+    assert kept not in removed.text and by_hand not in removed.text
+    assert member_ids(removed.text) == []  # nothing to deactivate or reactivate
+    assert removed.text.count('<td class="user-name">') == 1
+    found = await browser.get(members_path(tenant), params={"status": "removed", "q": "gone"})
+    assert gone in found.text
+    none = await browser.get(members_path(tenant), params={"status": "removed", "q": "kept"})
+    assert "No member matches" in none.text
+    # The seats in use do not count removed members.
+    assert await used_and_purchased(db, tenant) == (1, 100)
+
+
+def scim_user(email: str) -> dict[str, object]:
+    return {
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": email,
+        "name": {"givenName": "Ada", "familyName": "Lovelace"},
+        "emails": [{"value": email, "type": "work", "primary": True}],
+        "active": True,
+    }
+
+
+def _row(html: str, user_name: str) -> str:
+    """The table row of the member with ``user_name``."""
+    rows = [
+        r for r in re.findall(r"<tr>.*?</tr>", html, re.S) if f'<td class="user-name">{user_name}</td>' in r
+    ]
+    assert len(rows) == 1, user_name
+    return rows[0]
+
+
+@contextmanager
+def _statements(app: Any) -> Iterator[list[str]]:
+    """The SQL the app's reading engine runs meanwhile."""
+    seen: list[str] = []
+    engine = app.state.db.read_engine.sync_engine
+
+    def capture(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
 
 
 async def test_reactivation_needs_a_seat(db: Database, app: object) -> None:

@@ -68,10 +68,11 @@ async def test_guide_step_2(db: Database, browser: httpx.AsyncClient, tenant: OA
     assert "https://system-admin.okta.com/admin/app/cpc/acme_readai_1/oauth/callback" in page.text
 
     r = await submit(browser, tenant, "credentials")
-    assert r.status_code == 200
-    assert r.headers["cache-control"] == "no-store"
-    client_id = re.search(r'id="client-id" type="text" readonly value="([^"]+)"', r.text)
-    secret = re.search(r'id="client-secret" type="text" readonly value="([^"]+)"', r.text)
+    assert r.status_code == 303
+    shown = await browser.get(r.headers["location"])
+    assert shown.headers["cache-control"] == "no-store"
+    client_id = re.search(r'id="client-id" type="text" readonly value="([^"]+)"', shown.text)
+    secret = re.search(r'id="client-secret" type="text" readonly value="([^"]+)"', shown.text)
     assert client_id and secret and secret.group(1).startswith("pvcs_")
     again = await browser.get(page_path(tenant))
     assert secret.group(1) not in again.text  # shown once
@@ -127,7 +128,9 @@ async def test_bearer_method_generates_a_token(
 ) -> None:
     await submit(browser, tenant, "enabled", enabled="on")
     r = await submit(browser, tenant, "credentials")
-    token = re.search(r'id="bearer-token" type="text" readonly value="([^"]+)"', r.text)
+    assert r.status_code == 303
+    shown = await browser.get(r.headers["location"])
+    token = re.search(r'id="bearer-token" type="text" readonly value="([^"]+)"', shown.text)
     assert token
     users = await client.get(
         f"/scim/v2/{tenant.key}/Users", headers={"Authorization": f"Bearer {token.group(1)}"}

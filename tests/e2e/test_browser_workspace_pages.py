@@ -1,6 +1,7 @@
 """Members, Billing & seats and Domains in a real browser (Debian's chromium through Playwright) against a
 live server that verifies domains with the test DNS server: sign in, add and verify a domain, buy seats
-and read the ledger, search members and deactivate one added by hand. Saves the README's screenshots."""
+and read the ledger, search members, deactivate one added by hand (through the confirmation page) and
+list the members the IdP removed. Saves the README's screenshots."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 
 from provisio.db.engine import Database
 from provisio.db.migrate import upgrade
-from provisio.domain import console_members
+from provisio.domain import console_members, events
 from provisio.domain import domains as domain_service
 from provisio.domain import members as member_service
 from provisio.domain import workspaces as workspace_service
@@ -29,6 +30,8 @@ from tests.oauth.helpers import PASSWORD, OAuthTenant, make_oauth_tenant
 DOCS = screenshot_dir()
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 IDP_PEOPLE = [("Ada", "Lovelace"), ("Alan", "Turing"), ("Katherine", "Johnson"), ("Edsger", "Dijkstra")]
+REMOVED = ("Charles", "Babbage")  # provisioned, then deleted by the IdP (SCIM DELETE)
+IDP_CLIENT = "OAuth client okta-acme-prod"
 
 pytestmark = pytest.mark.browser
 
@@ -57,19 +60,37 @@ async def _seed(url: str) -> tuple[OAuthTenant, str]:
             ws = await workspace_service.require_workspace(session, tenant.key)
             ws.allow_other_domains = False
             own = (await domain_service.verified_domains(session, ws.id))[0]
-            for given, family in IDP_PEOPLE:
+            for given, family in [*IDP_PEOPLE, REMOVED]:
                 email = f"{given.lower()}.{family.lower()}@{own}"
+                # Alan signs in with a short userName; his e-mail address is another column.
+                user_name = "aturing" if given == "Alan" else email
                 doc = {
                     "schemas": [USER],
-                    "userName": email,
+                    "userName": user_name,
                     "name": {"givenName": given, "familyName": family},
                     "displayName": f"{given} {family}",
                     "emails": [{"value": email, "type": "work", "primary": True}],
                     "active": True,
                 }
-                await member_service.create_member(session, ws, doc, actor="Okta")
+                member = await member_service.create_member(session, ws, doc, actor=IDP_CLIENT)
+                await events.record_event(
+                    session,
+                    workspace_id=ws.id,
+                    actor=IDP_CLIENT,
+                    action="create",
+                    outcome=events.SUCCESS,
+                    status=201,
+                    member_id=member.id,
+                    user_name=user_name,
+                )
+                if (given, family) == REMOVED:
+                    await member_service.delete_member(session, ws, member)
             await console_members.add_member(
-                session, ws, email=f"margaret.hamilton@{own}", name="Margaret Hamilton", actor="seed"
+                session,
+                ws,
+                email=f"margaret.hamilton@{own}",
+                name="Margaret Hamilton",
+                actor=f"{tenant.admin_email} (console)",
             )
         return tenant, own
     finally:
@@ -131,6 +152,19 @@ def test_members_billing_and_domains_in_a_browser(setup: Setup) -> None:
         expect(page.get_by_role("textbox", name=f"TXT record value for {pending_domain}")).to_be_visible()
         page.screenshot(path=str(DOCS / "domains.png"), full_page=True)
 
+        # Remove asks first; Cancel changes nothing, confirming removes and names the domain.
+        gone_domain = unique_domain("acme-old")
+        page.get_by_label("Domain", exact=True).fill(gone_domain)
+        page.get_by_role("button", name="Add domain").click()
+        page.get_by_role("button", name=f"Remove {gone_domain}").click()
+        expect(page.get_by_role("heading", name=f"Remove {gone_domain}?")).to_be_visible()
+        page.get_by_role("link", name="Cancel").click()
+        expect(page.get_by_role("textbox", name=f"TXT record value for {gone_domain}")).to_be_visible()
+        page.get_by_role("button", name=f"Remove {gone_domain}").click()
+        page.get_by_role("button", name=f"Remove {gone_domain}").click()  # the confirmation page's button
+        expect(result).to_have_text(f"{gone_domain} removed.")
+        expect(page.get_by_role("textbox", name=f"TXT record value for {gone_domain}")).to_have_count(0)
+
         # Billing & seats: buy seats by hand and find the purchase at the top of the ledger.
         nav.get_by_role("link", name="Billing & seats").click()
         expect(page.locator("#seats-used")).to_have_text("5")
@@ -155,7 +189,7 @@ def test_members_billing_and_domains_in_a_browser(setup: Setup) -> None:
         page.get_by_label("E-mail address").fill(f"grace.hopper@{new_domain}")
         page.get_by_label("Name", exact=True).fill("Grace Hopper")
         page.get_by_role("button", name="Add member").click()
-        expect(page.get_by_role("status")).to_contain_text("Member added")
+        expect(page.get_by_role("status")).to_contain_text(f"Added grace.hopper@{new_domain}")
         expect(page.locator(".seat-summary")).to_contain_text("6 of 15 seats used")
 
         page.get_by_label("Search by name, userName or e-mail").fill("grace")
@@ -165,7 +199,11 @@ def test_members_billing_and_domains_in_a_browser(setup: Setup) -> None:
         expect(rows.first).to_contain_text("Grace Hopper")
         expect(rows.first).to_contain_text("Added here")
         page.get_by_role("button", name="Deactivate Grace Hopper").click()
-        expect(page.get_by_role("status")).to_contain_text("Member deactivated")
+        # A confirmation page first: nothing has changed yet.
+        expect(page.get_by_role("heading", name=f"Deactivate grace.hopper@{new_domain}?")).to_be_visible()
+        assert "/members/deactivate?" in page.url
+        page.get_by_role("button", name="Deactivate", exact=True).click()
+        expect(page.get_by_role("status")).to_contain_text(f"Deactivated grace.hopper@{new_domain}.")
         expect(page.get_by_label("Search by name, userName or e-mail")).to_have_value("grace")
         expect(rows.first).to_contain_text("Deactivated")
         expect(page.locator(".seat-summary")).to_contain_text("5 of 15 seats used")
@@ -178,7 +216,36 @@ def test_members_billing_and_domains_in_a_browser(setup: Setup) -> None:
         expect(rows.first).to_contain_text("Read-only")
         expect(page.get_by_role("button", name="Deactivate Ada Lovelace")).to_have_count(0)
 
+        expect(rows.first).to_contain_text(IDP_CLIENT)  # last changed by
+
         page.get_by_role("link", name="Clear").click()
         expect(rows).to_have_count(6)
+        expect(page.get_by_text("charles.babbage@")).to_have_count(0)  # removed: not among the members
+        grace = rows.filter(has_text="Grace Hopper")
+        expect(grace).to_contain_text(f"{tenant.admin_email} (console)")
+        page.set_viewport_size({"width": 1800, "height": 900})  # the list's columns side by side
         page.screenshot(path=str(DOCS / "members.png"), full_page=True)
+
+        # No e-mail address or userName is broken across lines, even in a narrow window (the table
+        # scrolls sideways instead).
+        page.set_viewport_size({"width": 640, "height": 900})
+        for cell in page.locator(
+            "#member-list td.email, #member-list td.user-name, #member-list td.changed-by"
+        ).all():
+            assert cell.evaluate("e => getComputedStyle(e).whiteSpace") == "nowrap"
+            lines = cell.evaluate(
+                "e => { const r = document.createRange(); r.selectNodeContents(e);"
+                " return new Set([...r.getClientRects()].map(b => Math.round(b.top))).size; }"
+            )
+            assert lines == 1, cell.inner_text()
+        page.set_viewport_size({"width": 1100, "height": 900})
+
+        # Members the IdP deleted are listed under Removed, read-only.
+        page.get_by_label("Status").select_option("removed")
+        page.get_by_role("button", name="Search").click()
+        expect(rows).to_have_count(1)
+        expect(rows.first).to_contain_text("Charles Babbage")
+        expect(rows.first).to_contain_text("Removed")
+        expect(rows.first).to_contain_text(IDP_CLIENT)
+        expect(rows.first.get_by_role("button")).to_have_count(0)
         browser.close()

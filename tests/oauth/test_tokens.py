@@ -194,7 +194,7 @@ async def test_regenerating_credentials_stops_old_secret_and_tokens(
     async with db.writing() as session:
         ws = await workspace_service.require_workspace(session, tenant.key)
         issued = await credential_service.generate_credentials(session, ws)
-    assert issued.client_id != tenant.client_id
+    assert issued.client_id == tenant.client_id and issued.client_secret != tenant.client_secret
     assert await scim(client, tenant, token["access_token"]) == 401
     r = await refresh(client, tenant, token["refresh_token"])
     assert r.status_code == 401 and r.json()["error"] == "invalid_client"

@@ -158,6 +158,7 @@ async def test_etags(client: httpx.AsyncClient, tenant: Tenant) -> None:
         ('emails[type eq "work"', 400, "invalidFilter"),
         ('meta.created gt "not a date"', 400, "invalidFilter"),
         ("active gt true", 400, "invalidFilter"),
+        ('foo eq "x"', 400, "invalidFilter"),
     ],
 )
 async def test_bad_filters(
@@ -165,6 +166,42 @@ async def test_bad_filters(
 ) -> None:
     r = await client.get(f"{tenant.base}/Users", params={"filter": filter_text}, headers=tenant.headers)
     assert_error(r, status, scim_type)
+
+
+async def test_unknown_attributes_one_rule(client: httpx.AsyncClient, tenant: Tenant) -> None:
+    """What the server does not define is an error where it would change the answer (filters, bodies,
+    PATCH paths), and selects nothing where it only shapes the answer (attributes=)."""
+    h = tenant.headers
+    url = f"{tenant.base}/Users"
+    [user] = await seed(client, tenant, 1)
+    for text in ('foo eq "x"', 'userName eq "user000@example.com" or foo eq "x"', "name.foo pr"):
+        body = assert_error(await client.get(url, params={"filter": text}, headers=h), 400, "invalidFilter")
+        assert "foo" in body["detail"], body
+    search = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "filter": 'foo eq "x"'}
+    assert_error(await client.post(f"{url}/.search", json=search, headers=h), 400, "invalidFilter")
+    # Defined attributes held only in the JSON document filter like any other.
+    r = await client.get(url, params={"filter": 'x509Certificates.value eq "x"'}, headers=h)
+    assert r.status_code == 200 and r.json()["totalResults"] == 0
+    r = await client.get(url, params={"filter": 'emails eq "user000@example.com"'}, headers=h)
+    assert r.status_code == 200 and r.json()["totalResults"] == 1
+
+    # attributes= / excludedAttributes=: an unknown name selects (or removes) nothing; an unknown URN is 400.
+    r = await client.get(f"{url}/{user['id']}", params={"attributes": "foo"}, headers=h)
+    assert r.status_code == 200 and set(r.json()) == {"schemas", "id"}
+    r = await client.get(f"{url}/{user['id']}", params={"excludedAttributes": "foo"}, headers=h)
+    assert r.status_code == 200 and r.json()["userName"] == "user000@example.com"
+    r = await client.get(url, params={"attributes": "urn:example:unknown:2.0:User:foo"}, headers=h)
+    assert_error(r, 400, "invalidValue")
+
+    # Bodies and PATCH paths: an unknown attribute is refused, naming it.
+    r = await client.post(url, json=okta_user("new@example.com") | {"foo": "x"}, headers=h)
+    assert "'foo'" in assert_error(r, 400, "invalidSyntax")["detail"]
+    patch = {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "foo", "value": "x"}],
+    }
+    r = await client.patch(f"{url}/{user['id']}", json=patch, headers=h)
+    assert "'foo'" in assert_error(r, 400, "invalidPath")["detail"]
 
 
 async def test_bad_bodies(client: httpx.AsyncClient, db: Database, settings: object) -> None:

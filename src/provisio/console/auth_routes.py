@@ -22,6 +22,7 @@ from provisio.console.sessions import (
 from provisio.console.templating import render
 from provisio.db.engine import Database
 from provisio.domain import admins as admin_service
+from provisio.oauth import consent
 
 router = APIRouter(include_in_schema=False)
 
@@ -38,7 +39,19 @@ async def console_root_redirect() -> RedirectResponse:
 async def login_form(request: Request, next: str | None = None) -> Response:
     if await signed_in(request):
         return RedirectResponse(safe_next(next), status_code=303)
-    return render(request, "login.html", {"next": safe_next(next), "email": ""})
+    target = safe_next(next)
+    return render(
+        request, "login.html", {"next": target, "email": "", "asking": await _asking(request, target)}
+    )
+
+
+async def _asking(request: Request, target: str) -> consent.AskingClient | None:
+    """Who asks for access, when the sign-in stands in front of a consent page."""
+    if not target.startswith("/oauth/"):
+        return None
+    db: Database = request.app.state.db
+    async with db.reading() as session:
+        return await consent.asking_client(session, target)
 
 
 @router.post("/console/login")
@@ -59,7 +72,13 @@ async def login(request: Request) -> Response:
         stored = await admin_service.stored_credentials(session, email)
     valid, new_hash = await admin_service.check_password(stored, password)
     if stored is None or not valid:  # the attempt's record stays, as a failure
-        return render(request, "login.html", {"next": target, "email": email, "error": BAD_CREDENTIALS}, 401)
+        context = {
+            "next": target,
+            "email": email,
+            "error": BAD_CREDENTIALS,
+            "asking": await _asking(request, target),
+        }
+        return render(request, "login.html", context, 401)
     async with db.writing() as session:
         await throttle.clear_failures(session, email_lower)
         if new_hash:

@@ -11,13 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from provisio.console.workspace_forms import WORKSPACE
 from provisio.db.models import Workspace, WorkspaceDomain
 from provisio.domain import domains as domain_service
+from provisio.domain.errors import DomainError
 
 PAGE = WORKSPACE + "/settings/domains"
 
 # notice key -> (alert style, message; {domain} is filled in only with one of the workspace's domains)
 NOTICES = {
     "added": ("success", "{domain} added. Publish its TXT record at your DNS provider, then click Verify."),
-    "removed": ("success", "Domain removed."),
+    "removed": ("success", "{domain} removed."),
     "allow-on": ("success", "Members with an e-mail address in any domain are now accepted."),
     "allow-off": ("success", "Only members with an e-mail address in a verified domain are now accepted."),
     "verify-verified": (
@@ -76,6 +77,13 @@ def _row(entry: WorkspaceDomain) -> DomainRow:
     )
 
 
+def _well_formed(domain: str | None) -> bool:
+    try:
+        return bool(domain) and domain_service.normalise_domain(domain or "") == domain
+    except DomainError:
+        return False
+
+
 async def domains_page_context(
     session: AsyncSession,
     workspace: Workspace,
@@ -91,7 +99,9 @@ async def domains_page_context(
     flash = NOTICES.get(notice or "")
     message = None
     if flash:
-        shown = domain if domain in names else None
+        # Only a domain of this workspace is named; a removed one no longer is, so it is named when it
+        # is at least a well-formed domain name.
+        shown = domain if domain in names or (notice == "removed" and _well_formed(domain)) else None
         if "{domain}" not in flash[1] or shown:
             message = (flash[0], flash[1].format(domain=shown))
     return {

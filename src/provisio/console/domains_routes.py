@@ -1,6 +1,7 @@
 """Workspace settings > Domains: add an e-mail domain, show the TXT record that proves it, verify it
 (a DNS lookup outside any transaction, then ``domains.record_check``), remove it, and the workspace's
-"allow other domains" setting. Every rule lives in ``domain.domains``."""
+"allow other domains" setting. Removing a domain takes a confirmation step. Every rule lives in
+``domain.domains``."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from starlette.responses import RedirectResponse, Response
 
 from provisio.config import Settings
 from provisio.console import csrf
+from provisio.console.confirm import Confirmation, render_confirmation
 from provisio.console.deps import admin_workspace, require_admin
 from provisio.console.domains_page import PAGE, domains_page_context, verification_outcome
 from provisio.console.sessions import SignedIn
@@ -64,8 +66,43 @@ async def _add(session: AsyncSession, workspace: Workspace, form: FormData, who:
 async def _remove(
     session: AsyncSession, workspace: Workspace, form: FormData, who: SignedIn
 ) -> dict[str, str]:
-    await domain_service.remove_domain(session, workspace, text(form, "domain"))
-    return {"notice": "removed"}
+    name = domain_service.normalise_domain(text(form, "domain"))
+    await domain_service.remove_domain(session, workspace, name)
+    return {"notice": "removed", "domain": name}
+
+
+@router.get(PAGE + "/remove")
+async def confirm_remove_domain(
+    request: Request, workspace_key: str, domain: str = "", who: SignedIn = Depends(require_admin)
+) -> Response:
+    """The confirmation step of Remove: what stops working, and the form that removes the domain."""
+    await admin_workspace(request, workspace_key, who)
+    db: Database = request.app.state.db
+    try:
+        async with db.reading() as session:
+            workspace = await workspace_service.require_workspace(session, workspace_key)
+            entry = await domain_service.get_domain(session, workspace, domain)
+    except DomainError as exc:
+        extra = {"error": exc.detail, "error_field": "domain-list", "values": {"domain": domain}}
+        return await _error_page(request, workspace_key, who, STATUS.get(exc.kind, 400), extra)
+    path = PAGE.format(workspace_key=workspace_key)
+    consequence = (
+        "Your identity provider can no longer provision members with an e-mail address at "
+        f"{entry.domain}, unless other domains are allowed."
+        if entry.verified_at is not None
+        else "Its verification record is forgotten: adding it again gives it a new one."
+    )
+    confirm = Confirmation(
+        title=f"Remove {entry.domain}?",
+        message=f"{entry.domain} will no longer belong to {workspace.name}. {consequence} Members already "
+        "provisioned are kept.",
+        button=f"Remove {entry.domain}",
+        action=f"{path}/remove",
+        fields=[("domain", entry.domain)],
+        page_name="Domains",
+        page_path=path,
+    )
+    return render_confirmation(request, workspace, who, confirm, nav="domains")
 
 
 async def _allow_other_domains(

@@ -1,4 +1,4 @@
-"""Mount the console and the OAuth endpoints on the application."""
+"""Mount the console (its pages, the consent page among them) on the application."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from starlette.responses import RedirectResponse, Response
 from provisio.console import csrf
 from provisio.console.auth_routes import router as auth_router
 from provisio.console.billing_routes import router as billing_router
+from provisio.console.consent_routes import router as consent_router
 from provisio.console.deps import LoginRequired, PageError
 from provisio.console.domains_routes import router as domains_router
 from provisio.console.members_routes import router as members_router
@@ -19,7 +20,6 @@ from provisio.console.scim_routes import router as scim_router
 from provisio.console.sessions import signed_in
 from provisio.console.static import router as static_router
 from provisio.console.templating import render
-from provisio.oauth.routes import router as oauth_router
 from provisio.surfaces import Surface, surface
 
 
@@ -92,7 +92,7 @@ def install_console(app: FastAPI) -> None:
     app.include_router(members_router)
     app.include_router(billing_router)
     app.include_router(domains_router)
-    app.include_router(oauth_router)
+    app.include_router(consent_router)
     app.add_exception_handler(LoginRequired, _login_required)
     app.add_exception_handler(PageError, _page_error)
     app.add_exception_handler(csrf.CsrfFailed, _csrf_failed)

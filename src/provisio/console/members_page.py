@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,20 +16,38 @@ from provisio.domain import seats as seat_service
 
 PAGE = WORKSPACE + "/members"
 
+# notice key -> message; {member} is the userName of the member the form changed.
 NOTICES = {
-    "added": "Member added. They use one seat.",
+    "added": "Added {member}. They use one seat.",
     "deactivated": (
-        "Member deactivated. They can no longer sign in, their seat is free, and their data is kept."
+        "Deactivated {member}. They can no longer sign in, their seat is free, and their data is kept."
     ),
-    "reactivated": "Member reactivated. They use a seat again.",
-    "unchanged": "Nothing to change: the member already had that status.",
+    "reactivated": "Reactivated {member}. They use a seat again.",
+    "unchanged": "Nothing to change: {member} already had that status.",
 }
 
 STATUSES = [
     ("", "All"),
     (member_service.STATUS_ACTIVE, "Active"),
     (member_service.STATUS_DEACTIVATED, "Deactivated"),
+    (member_service.STATUS_REMOVED, "Removed"),
 ]
+
+# What each confirmation says before the change is made (the forms work without JavaScript).
+CONFIRM = {
+    "deactivate": (
+        "Deactivate {member}?",
+        "{member} will no longer be able to sign in and their seat is freed. Their data is kept, and you "
+        "can reactivate them later if a seat is free.",
+        "Deactivate",
+    ),
+    "reactivate": (
+        "Reactivate {member}?",
+        "{member} will be able to sign in again and will use a seat (bought automatically if license "
+        "auto-charge is on and no seat is free).",
+        "Reactivate",
+    ),
+}
 
 
 def console_actor(who: SignedIn) -> str:
@@ -44,10 +63,14 @@ class MemberRow:
     email: str
     external_id: str
     active: bool
+    removed: bool
     managed_by_idp: bool
+    created: datetime
+    modified: datetime
+    changed_by: str
 
 
-def _row(member: Member) -> MemberRow:
+def _row(member: Member, changed_by: dict[str, str]) -> MemberRow:
     parts = [p for p in (member.given_name, member.family_name) if p]
     name = member.display_name or " ".join(parts)
     return MemberRow(
@@ -57,7 +80,11 @@ def _row(member: Member) -> MemberRow:
         email=member.email_lower or "",
         external_id=member.external_id or "",
         active=bool(member.active),
+        removed=member.deleted_at is not None,
         managed_by_idp=bool(member.provisioned_by_scim),
+        created=member.created_at,
+        modified=member.modified_at,
+        changed_by=changed_by.get(member.id, ""),
     )
 
 
@@ -69,6 +96,7 @@ async def members_page_context(
     status: str = "",
     page: int = 1,
     notice: str | None = None,
+    member: str | None = None,
     error: str | None = None,
     error_field: str | None = None,
     values: dict[str, Any] | None = None,
@@ -86,18 +114,28 @@ async def members_page_context(
             session, workspace, text=q, status=status or None, offset=0, limit=pager.size
         )
     pager = Pager(pager.number, pager.size, found.total, path, pager.query)
+    changed_by = await member_service.last_changed_by(session, workspace, [m.id for m in found.members])
     return {
         "workspace": workspace,
         "nav_current": "members",
         "usage": await seat_service.usage(session, workspace),
-        "members": [_row(m) for m in found.members],
+        "members": [_row(m, changed_by) for m in found.members],
         "pager": pager,
         "q": q,
         "status": status,
         "statuses": STATUSES,
-        "notice": NOTICES.get(notice or ""),
+        "notice": await _notice(session, workspace, notice, member),
         "error": error,
         "error_field": error_field,
         "values": values or {},
         "page_path": path,
     }
+
+
+async def _notice(
+    session: AsyncSession, workspace: Workspace, notice: str | None, member_id: str | None
+) -> str | None:
+    """The notice naming the member changed; only a member of this workspace is named."""
+    message = NOTICES.get(notice or "")
+    name = await member_service.user_name_of(session, workspace, member_id) if message and member_id else None
+    return message.format(member=name) if message and name else None

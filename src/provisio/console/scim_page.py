@@ -11,7 +11,14 @@ from provisio.config import Settings
 from provisio.db.models import Workspace
 from provisio.domain import redirect_uris as redirect_service
 from provisio.domain import scim_credentials as credential_service
-from provisio.domain.scim_credentials import IssuedCredentials
+from provisio.domain.scim_credentials import (
+    CLIENT_SECRET_PREFIX,
+    ROTATION_DURATIONS,
+    IssuedCredentials,
+    RotationWindow,
+    masked,
+    previous_secret,
+)
 from provisio.domain.scim_methods import LABELS, OAUTH_METHODS, ScimMethod
 from provisio.domain.scim_settings import scim_urls
 
@@ -29,6 +36,28 @@ NOTICES = {
     "uri-added": "Redirect URI added.",
     "uri-removed": "Redirect URI removed.",
     "license": "License settings saved.",
+    "generated": "Credentials generated.",
+    "regenerated": "Credentials regenerated.",
+}
+
+# Who stops provisioning when the method's credentials change: the identity provider it is meant for.
+IDP_NAMES = {
+    ScimMethod.AUTHORIZATION_CODE: "Okta",
+    ScimMethod.CLIENT_CREDENTIALS: "Microsoft Entra ID",
+    ScimMethod.BEARER: "Your identity provider",
+}
+# What the admin has to do in the identity provider with new credentials of each method.
+IDP_STEPS = {
+    ScimMethod.AUTHORIZATION_CODE: "paste the new client secret in Okta (Provisioning > Integration) "
+    "and click Authenticate again",
+    ScimMethod.CLIENT_CREDENTIALS: "paste the new client secret in Entra (Provisioning > Admin Credentials) "
+    "and click Test Connection",
+    ScimMethod.BEARER: "paste the new token in your identity provider",
+}
+ROTATION_LABELS = {
+    RotationWindow.NONE: "No: the current {what} stops now",
+    RotationWindow.HOUR: "Keep the current {what} working for 1 hour",
+    RotationWindow.DAY: "Keep the current {what} working for 24 hours",
 }
 
 
@@ -53,6 +82,8 @@ async def scim_page_context(
 ) -> dict[str, Any]:
     method = ScimMethod(workspace.scim_auth_method)
     client = await credential_service.live_client(session, workspace.id)
+    if client is not None and client.grant_method != method.value:
+        client = None
     return {
         "workspace": workspace,
         "urls": scim_urls(settings, workspace.key),
@@ -63,8 +94,13 @@ async def scim_page_context(
             for m in (ScimMethod.AUTHORIZATION_CODE, ScimMethod.CLIENT_CREDENTIALS, ScimMethod.BEARER)
         ],
         "redirect_uris": await redirect_service.list_redirect_uris(session, workspace.id),
-        "client": client if client is not None and client.grant_method == method.value else None,
+        "client": client,
+        "secret_masked": masked(CLIENT_SECRET_PREFIX, client.secret_hint) if client else None,
+        "previous_secret": previous_secret(client) if client else None,
         "has_bearer_token": await credential_service.has_live_bearer_token(session, workspace.id),
+        "replaced_token_ends": await credential_service.replaced_bearer_expiry(session, workspace.id)
+        if method is ScimMethod.BEARER
+        else None,
         "issued": issued,
         "notice": NOTICES.get(notice or ""),
         "error": error,
@@ -72,3 +108,52 @@ async def scim_page_context(
         "values": values or {},
         "page_path": f"/console/workspaces/{workspace.key}/settings/advanced",
     }
+
+
+@dataclass(frozen=True)
+class WindowChoice:
+    value: str
+    label: str
+    checked: bool
+
+
+async def confirm_context(
+    session: AsyncSession, workspace: Workspace, *, new_method: ScimMethod | None = None
+) -> dict[str, Any]:
+    """The confirmation page of a change that stops the credentials in use: regenerating them, or
+    switching to ``new_method``. It says what stops working, and posts the change with ``confirm=yes``."""
+    method = ScimMethod(workspace.scim_auth_method)
+    idp, steps = IDP_NAMES[method], IDP_STEPS[method]
+    page_path = f"/console/workspaces/{workspace.key}/settings/advanced"
+    live = await credential_service.has_live_credentials(session, workspace)
+    context: dict[str, Any] = {"workspace": workspace, "page_path": page_path, "live": live}
+    if new_method is not None:
+        context.update(
+            title=f"Switch to {LABELS[new_method]}?",
+            consequence=f"The current {LABELS[method]} credentials and every token issued with them stop "
+            f"working at once: {idp} will stop provisioning until you set it up again with credentials of "
+            "the new method, generated on the next page.",
+            action=f"{page_path}/scim/method",
+            fields={"method": new_method.value},
+            button="Switch method",
+            what="",
+            windows=[],
+        )
+        return context
+    is_oauth = method in OAUTH_METHODS
+    what = "secret" if is_oauth else "token"
+    context.update(
+        title="Regenerate the client secret?" if is_oauth else "Regenerate the bearer token?",
+        consequence=f"{idp} will stop provisioning until you {steps}: the current {what} stops working "
+        "when the rotation window you choose below ends (at once with none"
+        + (", and so does every token issued with it). The client ID stays the same." if is_oauth else ")."),
+        action=f"{page_path}/scim/credentials",
+        fields={},
+        button="Regenerate Credentials" if is_oauth else "Regenerate token",
+        what=what,
+        windows=[
+            WindowChoice(w.value, ROTATION_LABELS[w].format(what=what), w is RotationWindow.NONE)
+            for w in ROTATION_DURATIONS
+        ],
+    )
+    return context

@@ -1,5 +1,10 @@
-"""Workspace settings > Advanced > SCIM: one GET and one small POST per form; changes redirect back
-(POST-redirect-GET) except *Generate Credentials*, whose secret is rendered once and never stored."""
+"""Workspace settings > Advanced > SCIM: one GET and one small POST per form; every change redirects back
+(POST-redirect-GET), so a reload or back/forward never repeats one.
+
+*Generate Credentials* hands the new secret to the page it redirects to through ``console.reveal``
+(shown by that one view, never again). Regenerating credentials and switching the method, which stop
+what the identity provider uses now, first redirect to a confirmation page saying so; only a POST with
+``confirm=yes`` from it changes anything."""
 
 from __future__ import annotations
 
@@ -13,9 +18,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from provisio.config import Settings
-from provisio.console import csrf
+from provisio.console import csrf, reveal
 from provisio.console.deps import admin_workspace, require_admin
-from provisio.console.scim_page import scim_page_context
+from provisio.console.scim_page import confirm_context, scim_page_context
 from provisio.console.sessions import SignedIn
 from provisio.console.templating import render
 from provisio.console.workspace_forms import save_license_form, text
@@ -32,8 +37,20 @@ from provisio.domain.okta_callback import okta_callback_from_admin_url
 router = APIRouter(include_in_schema=False)
 PAGE = "/console/workspaces/{workspace_key}/settings/advanced"
 
-# A form handler changes the workspace and returns the notice to show, or raises DomainError.
+CONFIRMED = "yes"
+
+# A form handler changes the workspace and returns the notice to show, or raises DomainError (or
+# ConfirmFirst, having changed nothing).
 Change = Callable[[AsyncSession, Workspace, FormData], Awaitable[str]]
+
+
+class ConfirmFirst(Exception):
+    """The change stops credentials in use: show the confirmation page at ``path`` (with ``query``)."""
+
+    def __init__(self, path: str, query: str = "") -> None:
+        super().__init__(path)
+        self.path = path
+        self.query = query
 
 
 @router.get("/console/")
@@ -50,8 +67,18 @@ async def home(request: Request, who: SignedIn = Depends(require_admin)) -> Resp
 async def scim_page(
     request: Request, workspace_key: str, notice: str | None = None, who: SignedIn = Depends(require_admin)
 ) -> Response:
-    await admin_workspace(request, workspace_key, who)
-    return await _render_page(request, workspace_key, who, notice=notice)
+    workspace = await admin_workspace(request, workspace_key, who)
+    settings: Settings = request.app.state.settings
+    cookie = reveal.read_cookie(request, settings)
+    issued = None
+    if cookie:
+        db: Database = request.app.state.db
+        async with db.writing() as session:
+            issued = await reveal.take(session, cookie, who.session_hash, workspace.id)
+    response = await _render_page(request, workspace_key, who, notice=notice, issued=issued)
+    if cookie:
+        reveal.clear_cookie(response, settings)
+    return response
 
 
 async def _render_page(
@@ -74,6 +101,9 @@ async def _apply(request: Request, workspace_key: str, who: SignedIn, change: Ch
         async with db.writing() as session:
             workspace = await workspace_service.require_workspace(session, workspace_key)
             notice = await change(session, workspace, form)
+    except ConfirmFirst as confirm:
+        location = PAGE.format(workspace_key=workspace_key) + confirm.path + confirm.query
+        return RedirectResponse(location, status_code=303)
     except DomainError as exc:
         status = 409 if exc.kind is Kind.CONFLICT else 400
         values = {k: v for k, v in form.items() if isinstance(v, str) and k != csrf.FIELD}
@@ -92,6 +122,12 @@ async def _set_enabled(session: AsyncSession, workspace: Workspace, form: FormDa
 
 async def _set_method(session: AsyncSession, workspace: Workspace, form: FormData) -> str:
     method = settings_service.parse_method(text(form, "method"))
+    if (
+        method.value != workspace.scim_auth_method
+        and text(form, "confirm") != CONFIRMED
+        and await credential_service.has_live_credentials(session, workspace)
+    ):
+        raise ConfirmFirst("/scim/method/confirm", f"?method={method.value}")
     changed = await settings_service.set_method(session, workspace, method)
     return "method" if changed else "method-unchanged"
 
@@ -141,19 +177,63 @@ for _action, (_change, _field) in FORMS.items():
     _form_route(_action, _change, _field)
 
 
+@router.get(PAGE + "/scim/method/confirm")
+async def confirm_method(
+    request: Request, workspace_key: str, method: str = "", who: SignedIn = Depends(require_admin)
+) -> Response:
+    await admin_workspace(request, workspace_key, who)
+    try:
+        chosen = settings_service.parse_method(method)
+    except DomainError as exc:
+        return await _render_page(
+            request, workspace_key, who, 400, error=exc.detail, error_field="scim-method"
+        )
+    return await _render_confirm(request, workspace_key, who, new_method=chosen)
+
+
+@router.get(PAGE + "/scim/credentials/confirm")
+async def confirm_credentials(
+    request: Request, workspace_key: str, who: SignedIn = Depends(require_admin)
+) -> Response:
+    await admin_workspace(request, workspace_key, who)
+    return await _render_confirm(request, workspace_key, who)
+
+
+async def _render_confirm(request: Request, workspace_key: str, who: SignedIn, **extra: Any) -> Response:
+    db: Database = request.app.state.db
+    async with db.reading() as session:
+        workspace = await workspace_service.require_workspace(session, workspace_key)
+        context = await confirm_context(session, workspace, **extra)
+    context["who"] = who
+    return render(request, "scim_confirm.html", context)
+
+
 @router.post(PAGE + "/scim/credentials")
 async def generate_credentials(
     request: Request, workspace_key: str, who: SignedIn = Depends(require_admin)
 ) -> Response:
-    await csrf.verify(request)
+    """Issue credentials, then redirect to the page that shows them once. When credentials exist, only
+    a confirmed POST (from the confirmation page) replaces them."""
+    form = await csrf.verify(request)
     await admin_workspace(request, workspace_key, who)
     db: Database = request.app.state.db
+    settings: Settings = request.app.state.settings
+    page = PAGE.format(workspace_key=workspace_key)
     try:
         async with db.writing() as session:
             workspace = await workspace_service.require_workspace(session, workspace_key)
-            issued = await credential_service.generate_credentials(session, workspace)
+            existing = await credential_service.has_live_credentials(session, workspace)
+            if existing and text(form, "confirm") != CONFIRMED:
+                return RedirectResponse(page + "/scim/credentials/confirm", status_code=303)
+            window = credential_service.parse_rotation_window(text(form, "window"))
+            issued = await credential_service.generate_credentials(session, workspace, window)
+            cookie = await reveal.stash(session, who.session_hash, workspace.id, issued)
     except DomainError as exc:
         return await _render_page(
             request, workspace_key, who, 400, error=exc.detail, error_field="credentials"
         )
-    return await _render_page(request, workspace_key, who, issued=issued)
+    response = RedirectResponse(
+        page + f"?notice={'regenerated' if existing else 'generated'}", status_code=303
+    )
+    reveal.set_cookie(response, settings, cookie)
+    return response

@@ -201,6 +201,8 @@ class ScimToken(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set when a regeneration with a rotation window replaced the token: it is refused from then on.
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ProvisioningEvent(Base):
@@ -219,7 +221,11 @@ class ProvisioningEvent(Base):
     status: Mapped[int] = mapped_column(Integer)
     detail: Mapped[str | None] = mapped_column(Text)
 
-    __table_args__ = (Index("ix_events_workspace_at", "workspace_id", "at"),)
+    __table_args__ = (
+        Index("ix_events_workspace_at", "workspace_id", "at"),
+        # The newest events of the members of one page of the console's list (last changed by).
+        Index("ix_events_workspace_member", "workspace_id", "member_id", "id"),
+    )
 
 
 # --- Console admins and the OAuth 2.0 authorization server (provisio.domain.admins, provisio.oauth) ---
@@ -297,9 +303,31 @@ class OAuthClient(Base):
     workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
     client_id: Mapped[str] = mapped_column(String(64), unique=True)
     secret_hash: Mapped[str] = mapped_column(String(64))
+    # The secret's last characters, so the page can show which secret is which without keeping it.
+    secret_hint: Mapped[str | None] = mapped_column(String(8))
     grant_method: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # After a regeneration with a rotation window, the replaced secret's SHA-256 is still accepted until
+    # ``previous_secret_expires_at``, so the identity provider can be updated without a gap.
+    previous_secret_hash: Mapped[str | None] = mapped_column(String(64))
+    previous_secret_hint: Mapped[str | None] = mapped_column(String(8))
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class CredentialReveal(Base):
+    """Credentials just issued, waiting for the one page view that shows them (``console.reveal``).
+
+    The row holds them encrypted under a key that only the admin's browser has (a short-lived cookie):
+    neither the database nor the cookie alone yields the secret. Deleted when read, or once expired."""
+
+    __tablename__ = "credential_reveals"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    session_hash: Mapped[str] = mapped_column(String(64))
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    ciphertext: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
 class OAuthAuthorizationCode(Base):

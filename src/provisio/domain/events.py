@@ -12,6 +12,7 @@ from sqlalchemy.sql import FromClause
 from provisio.db.models import ProvisioningEvent, utcnow
 
 _EVENTS = cast(Table, ProvisioningEvent.__table__)
+SUCCESS = "success"  # the outcome of a change that was made (failures are logged too)
 
 # A plain INSERT, not an ORM object: nothing reads the event back, and an ORM flush of one new row costs
 # several times the statement (an event is written with every SCIM change).

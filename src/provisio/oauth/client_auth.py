@@ -1,11 +1,12 @@
 """Client authentication at the token and revocation endpoints (RFC 6749 §2.3).
 
-One method per request: HTTP Basic or ``client_id`` and ``client_secret`` in the body, never both ("The
-client MUST NOT use more than one authentication method in each request"), so a request cannot pass on
-one credential while carrying another. An unknown client ID and a wrong secret get the same answer,
-after the same work (a secret is compared with a stored hash either way): which client IDs exist is not
-for an unauthenticated caller to learn. Failures are 401 ``invalid_client`` with a Basic challenge
-(RFC 6749 §5.2).
+An OAuth client has one secret, plus, during a rotation window, the one it replaced: either
+authenticates it (``clients.secret_accepted``). One method per request: HTTP Basic or ``client_id`` and
+``client_secret`` in the body, never both ("The client MUST NOT use more than one authentication method
+in each request"), so a request cannot pass on one credential while carrying another. An unknown client
+ID and a wrong secret get the same answer, after the same work (a secret is compared with two stored
+hashes either way): which client IDs exist is not for an unauthenticated caller to learn. Failures are
+401 ``invalid_client`` with a Basic challenge (RFC 6749 §5.2).
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from urllib.parse import unquote_to_bytes
 from authlib.oauth2.rfc6749 import InvalidClientError, InvalidRequestError
 from sqlalchemy.orm import Session
 
-from provisio.domain.hashing import hash_secret, secret_matches
-from provisio.oauth.clients import Client, load_client
+from provisio.domain.hashing import hash_secret
+from provisio.oauth.clients import Client, load_client, secret_accepted
 from provisio.oauth.requests import StarletteOAuth2Request, well_formed
 
 FAILED = "Client authentication failed."
@@ -99,7 +100,10 @@ def authenticate(
 ) -> Client:
     credentials = presented(request)
     client = load_client(session, credentials.client_id, with_redirect_uris=False)
-    matches = secret_matches(credentials.secret, client.secret_hash if client else _NO_CLIENT_HASH)
+    if client is None:
+        matches = secret_accepted(credentials.secret, _NO_CLIENT_HASH, None)
+    else:
+        matches = client.check_client_secret(credentials.secret)
     method = credentials.method
     if (
         client is None

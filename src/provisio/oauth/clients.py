@@ -8,13 +8,15 @@ from authlib.oauth2.rfc6749 import ClientMixin, InvalidClientError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from provisio.db.models import OAuthClient, Workspace
-from provisio.domain.hashing import secret_matches
+from provisio.db.models import OAuthClient, Workspace, utcnow
+from provisio.domain.hashing import hash_secret, secret_matches
 from provisio.domain.redirect_uris import redirect_uris_query
 from provisio.domain.scim_methods import ScimMethod
 
 SCIM_SCOPE = "scim"
 AUTH_METHODS = ("client_secret_basic", "client_secret_post")
+# Compared with the presented secret in place of a missing one, so every check costs the same work.
+UNUSED_HASH = hash_secret("no secret has this hash")
 GRANT_TYPES = {
     ScimMethod.AUTHORIZATION_CODE.value: frozenset({"authorization_code", "refresh_token"}),
     ScimMethod.CLIENT_CREDENTIALS.value: frozenset({"client_credentials"}),
@@ -32,6 +34,8 @@ class Client(ClientMixin):
     workspace_name: str
     redirect_uris: tuple[str, ...]
     scim_enabled: bool = True
+    # The secret a regeneration replaced, while its rotation window lasts (None otherwise).
+    previous_secret_hash: str | None = None
 
     def get_client_id(self) -> str:
         return self.client_id
@@ -49,7 +53,7 @@ class Client(ClientMixin):
         return redirect_uri in self.redirect_uris  # exact string match (RFC 9700 §4.1.3)
 
     def check_client_secret(self, client_secret: str) -> bool:
-        return secret_matches(client_secret, self.secret_hash)
+        return secret_accepted(client_secret, self.secret_hash, self.previous_secret_hash)
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
         return method in AUTH_METHODS
@@ -59,6 +63,14 @@ class Client(ClientMixin):
 
     def check_grant_type(self, grant_type: str) -> bool:
         return grant_type in GRANT_TYPES.get(self.grant_method, frozenset())
+
+
+def secret_accepted(secret: str, secret_hash: str, previous_hash: str | None) -> bool:
+    """The current secret, or the previous one inside its rotation window. Both comparisons always run,
+    so the answer takes as long whichever secret matched, and whether a window is open."""
+    current = secret_matches(secret, secret_hash)
+    previous = secret_matches(secret, previous_hash or UNUSED_HASH)
+    return current or (previous_hash is not None and previous)
 
 
 SCIM_OFF = (
@@ -83,6 +95,8 @@ def load_client(session: Session, client_id: str, *, with_redirect_uris: bool = 
     if workspace.scim_auth_method != client.grant_method:
         return None
     uris = session.execute(redirect_uris_query(workspace.id)).scalars() if with_redirect_uris else ()
+    expires_at = client.previous_secret_expires_at
+    previous_open = expires_at is not None and expires_at > utcnow()
     return Client(
         pk=client.id,
         client_id=client.client_id,
@@ -93,6 +107,7 @@ def load_client(session: Session, client_id: str, *, with_redirect_uris: bool = 
         workspace_name=workspace.name,
         redirect_uris=tuple(uris),
         scim_enabled=workspace.scim_enabled,
+        previous_secret_hash=client.previous_secret_hash if previous_open else None,
     )
 
 

@@ -3,13 +3,17 @@ the workspace it is for, and, once a workspace admin has answered, issue the cod
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import InvalidRequestError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
+from provisio.db.models import OAuthClient, Workspace
 from provisio.oauth.clients import SCIM_OFF, Client
 from provisio.oauth.grants import Grantor
 from provisio.oauth.requests import StarletteOAuth2Request
@@ -38,9 +42,51 @@ class ConsentRequest:
 
     @property
     def idp_name(self) -> str:
-        host = self.redirect_host
-        known = (name for domain, name in KNOWN_IDPS.items() if host == domain or host.endswith("." + domain))
-        return next(known, host)
+        return idp_name(self.redirect_uri)
+
+
+def idp_name(redirect_uri: str) -> str:
+    """The identity provider a redirect URI belongs to ("Okta"), else its host."""
+    host = urlsplit(redirect_uri).hostname or ""
+    known = (name for domain, name in KNOWN_IDPS.items() if host == domain or host.endswith("." + domain))
+    return next(known, host)
+
+
+@dataclass(frozen=True)
+class AskingClient:
+    """Who an authorization request comes from, for the sign-in page in front of the consent page."""
+
+    idp: str
+    workspace_name: str
+
+
+# The authorization endpoint's paths: ``/oauth/{workspace key}/authorize`` and ``/oauth/authorize``.
+_AUTHORIZE_PATH = re.compile(r"/oauth/(?:(?P<key>[^/]+)/)?authorize")
+
+
+async def asking_client(session: AsyncSession, target: str) -> AskingClient | None:
+    """The client and workspace of the authorization request at ``target`` (a path with its query), if it
+    names a live client of that workspace; None for anything else (nothing is said about a client that
+    does not exist)."""
+    parts = urlsplit(target)
+    match = _AUTHORIZE_PATH.fullmatch(parts.path)
+    if match is None:
+        return None
+    params = parse_qs(parts.query)
+    client_id = (params.get("client_id") or [""])[0]
+    if not client_id or len(client_id) > 255:
+        return None
+    row = (
+        await session.execute(
+            select(Workspace.key, Workspace.name)
+            .join(OAuthClient, OAuthClient.workspace_id == Workspace.id)
+            .where(OAuthClient.client_id == client_id, OAuthClient.revoked_at.is_(None))
+        )
+    ).first()
+    if row is None or (match.group("key") is not None and match.group("key") != row.key):
+        return None
+    redirect_uri = (params.get("redirect_uri") or [""])[0]
+    return AskingClient(idp=idp_name(redirect_uri) or "An identity provider", workspace_name=row.name)
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-from sqlalchemy import and_, bindparam, select
+from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from provisio.db.models import Member, ScimToken, Workspace, utcnow
+from provisio.db.models import Member, ScimToken, UTCDateTime, Workspace, utcnow
 from provisio.domain import members
 from provisio.domain.hashing import hash_secret
 from provisio.domain.scim_methods import ScimMethod
@@ -49,6 +49,7 @@ _CALLER = (
             ScimToken.workspace_id == Workspace.id,
             ScimToken.token_hash == bindparam("token_hash"),
             ScimToken.revoked_at.is_(None),
+            or_(ScimToken.expires_at.is_(None), ScimToken.expires_at > bindparam("now", type_=UTCDateTime)),
             Workspace.scim_auth_method == ScimMethod.BEARER.value,
         ),
     )

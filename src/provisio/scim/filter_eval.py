@@ -30,10 +30,12 @@ Semantics (RFC 7644 §3.4.2.2 plus the decisions the RFC leaves open):
   literal compares with its JSON text (``externalId eq 42`` matches "42").
 * dateTime: the literal must be an ISO 8601 timestamp (400 invalidFilter otherwise; naive means UTC);
   comparison is chronological; co/sw/ew are refused. A stored value that does not parse never matches.
-* Unknown attributes (and unknown sub-attributes or schema URNs) match nothing rather than failing:
-  RFC 7644 §3.4.2.2 does not require an error for them, and IdPs probe with attributes a server
-  does not support. Attribute/operator combinations that make no sense are invalidFilter, as
-  §3.12 describes ("the specified attribute and filter comparison combination is not supported").
+* An attribute the schema does not define (an unknown attribute, sub-attribute or schema URN) is
+  400 invalidFilter naming it: answering "no match" would make a typo in an IdP's lookup filter
+  look like "no such user" and lead to a duplicate create. Defined attributes filter whether or
+  not a column holds them. Attribute/operator combinations that make no sense are invalidFilter
+  too, as RFC 7644 §3.12 describes ("the specified attribute and filter comparison combination is
+  not supported").
 """
 
 from __future__ import annotations
@@ -166,12 +168,7 @@ class BValuePath:
     filter: Bound
 
 
-@dataclass(frozen=True)
-class BConst:
-    value: bool  # unknown attributes bind to BConst(False)
-
-
-Bound = Union[BCompare, BPresent, BAnd, BOr, BNot, BValuePath, BConst]  # noqa: UP007
+Bound = Union[BCompare, BPresent, BAnd, BOr, BNot, BValuePath]  # noqa: UP007
 
 
 def invalid(detail: str) -> ScimError:
@@ -187,8 +184,7 @@ def bind(filt: Filter, schema: ResourceSchema, parent: Attribute | None = None) 
     if isinstance(filt, Not):
         return BNot(bind(filt.expr, schema, parent))
     if isinstance(filt, Present):
-        target = resolve(filt.path, schema, parent)
-        return BPresent(target) if target else BConst(False)
+        return BPresent(_resolve_known(filt.path, schema, parent))
     if isinstance(filt, Compare):
         return _bind_compare(filt, schema, parent)
     if isinstance(filt, ValuePath):
@@ -241,10 +237,17 @@ def resolve(path: AttrPath, schema: ResourceSchema, parent: Attribute | None = N
     return Target(top=attr, keys=keys, sub=sub)
 
 
-def _bind_compare(filt: Compare, schema: ResourceSchema, parent: Attribute | None) -> Bound:
-    target = resolve(filt.path, schema, parent)
+def _resolve_known(path: AttrPath, schema: ResourceSchema, parent: Attribute | None) -> Target:
+    """The Target of ``path``; 400 invalidFilter naming the path when the schema does not define it."""
+    target = resolve(path, schema, parent)
     if target is None:
-        return BConst(False)
+        where = f"{parent.name}[{path.text}]" if parent is not None else path.text
+        raise invalid(f"Unknown attribute '{where}' in filter: {schema.name} does not define it")
+    return target
+
+
+def _bind_compare(filt: Compare, schema: ResourceSchema, parent: Attribute | None) -> Bound:
+    target = _resolve_known(filt.path, schema, parent)
     op, value = filt.op, filt.value
     if value is None:
         if op == "eq":
@@ -300,10 +303,7 @@ def _coerce(target: Target, op: CompareOp, value: str | bool | int | float) -> S
 def _bind_value_path(filt: ValuePath, schema: ResourceSchema, parent: Attribute | None) -> Bound:
     if parent is not None:
         raise invalid("value filters cannot be nested")
-    target = resolve(filt.path, schema, None)
-    if target is None:
-        # Still check the inner filter's syntax-level sanity? It has no schema to bind to: no match.
-        return BConst(False)
+    target = _resolve_known(filt.path, schema, None)
     if target.sub is not None or not (target.top.is_complex or target.top.multi_valued):
         raise invalid(f"a value filter needs a complex or multi-valued attribute, not {target.dotted}")
     return BValuePath(target, bind(filt.filter, schema, target.top))
@@ -332,8 +332,6 @@ def evaluate(bound: Bound, root: Any) -> bool:
         return any(evaluate(b, root) for b in bound.items)
     if isinstance(bound, BNot):
         return not evaluate(bound.expr, root)
-    if isinstance(bound, BConst):
-        return bound.value
     if isinstance(bound, BPresent):
         return any(is_present(v) for v in values(bound.target, root))
     if isinstance(bound, BCompare):

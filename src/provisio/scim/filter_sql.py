@@ -41,7 +41,6 @@ from provisio.scim.filter_eval import (
     STRING_TYPES,
     BAnd,
     BCompare,
-    BConst,
     BNot,
     BOr,
     Bound,
@@ -332,8 +331,6 @@ class _Translator:
             return sa.or_(*(self.pred(x, ctx) for x in b.items))
         if isinstance(b, BNot):
             return sa.not_(self.pred(b.expr, ctx))
-        if isinstance(b, BConst):
-            return sa.true() if b.value else _false()
         if isinstance(b, BPresent):
             return self._leaf(b.target, ctx, lambda n: n.present(), _column_present, lambda v: True)
         if isinstance(b, BCompare):

@@ -21,7 +21,7 @@ from provisio.db.availability import DatabaseUnavailable
 from provisio.db.models import Member
 from provisio.domain import members as member_service
 from provisio.domain.errors import DomainError
-from provisio.domain.events import Event, record, record_event
+from provisio.domain.events import SUCCESS, Event, record, record_event
 from provisio.scim import discovery
 from provisio.scim.call import ScimCall
 from provisio.scim.dispatch import ID, Handler, Route, RouteTable, ScimDispatchMiddleware
@@ -200,7 +200,7 @@ async def _logged(
 
 
 def _success(call: ScimCall, action: str, status: int, member: Member) -> Event:
-    return Event(call.workspace_id, call.actor, action, "success", status, member.id, member.user_name)
+    return Event(call.workspace_id, call.actor, action, SUCCESS, status, member.id, member.user_name)
 
 
 async def _write(

@@ -4,8 +4,8 @@ SCIM can be on only once a workspace has verified a domain. Workspaces created b
 with SCIM on, answered GET and refused every create; they are turned off here, so what the settings page
 shows is what the API does.
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-04
 """
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0008"
-down_revision = "0007"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 

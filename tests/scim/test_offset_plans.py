@@ -29,6 +29,7 @@ from provisio.db.engine import Database, async_url
 from provisio.db.migrate import upgrade
 from provisio.domain import domains as domain_service
 from provisio.domain import members
+from provisio.domain import scim_settings as scim_settings_service
 from provisio.domain import tokens as token_service
 from provisio.domain import workspaces as workspace_service
 from provisio.domain.members import BUCKET_SKIP_FROM
@@ -80,6 +81,7 @@ async def fresh(
         async with db.writing() as session:
             ws = await workspace_service.create_workspace(session, f"Plans {name}", seats=100_000)
             await domain_service.add_domain(session, ws, f"{ws.key}.test", operator_verified=True)
+            await scim_settings_service.set_enabled(session, ws, True)  # possible once a domain is verified
             ws.allow_other_domains = True
             token = (await token_service.create_token(session, ws, "test")).token
         tenant = Tenant(key=ws.key, id=ws.id, token=token, base=f"/scim/v2/{ws.key}")

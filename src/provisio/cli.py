@@ -281,7 +281,7 @@ def token_list(workspace: str, as_json: bool = JSON_OPTION) -> None:
     )
 
 
-# --- seats, verified domains and workspace settings (issue 5) -----------------------------------------
+# --- seats, verified domains and workspace settings ---------------------------------------------------
 
 seats_app = typer.Typer(help="Purchased seats and license auto-charge.", no_args_is_help=True)
 domain_app = typer.Typer(help="Verified e-mail domains of a workspace.", no_args_is_help=True)

@@ -34,7 +34,7 @@ class Settings(BaseSettings):
         default="",
         description="Signs sessions and cursors; a random key is made per process when empty (dev only).",
     )
-    # OAuth 2.0 authorization server and console (issue 4).
+    # OAuth 2.0 authorization server and console.
     oauth_access_token_ttl_seconds: int = Field(default=3600, ge=60, description="Access token lifetime.")
     oauth_refresh_token_ttl_seconds: int = Field(
         default=90 * 86400, ge=3600, description="Refresh token lifetime, renewed on every refresh (sliding)."
@@ -52,7 +52,7 @@ class Settings(BaseSettings):
         default=5, ge=1, description="Failed sign-ins per e-mail address allowed in the throttle window."
     )
     console_sign_in_window_seconds: int = Field(default=900, ge=1, description="Sign-in throttle window.")
-    # Verified domains (issue 5): where the DNS TXT check asks.
+    # Verified domains: where the DNS TXT check asks.
     dns_nameservers: str = Field(
         default="",
         description="Comma-separated resolver IPs for domain verification (empty: the system resolver).",

@@ -85,7 +85,7 @@ class Workspace(Base):
     scim_auth_method: Mapped[str] = mapped_column(String(32), default="bearer", server_default="bearer")
     license_auto_charge: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     license_max_seats: Mapped[int | None] = mapped_column(Integer)
-    # Members whose e-mail is outside the verified domains are refused unless this is on (issue 5).
+    # Members whose e-mail is outside the verified domains are refused unless this is on.
     allow_other_domains: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     # Members SCIM can see (not deleted), kept by domain.members so that an unfiltered list answers
     # totalResults without counting the whole workspace on every page.

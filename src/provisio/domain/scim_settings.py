@@ -43,7 +43,8 @@ def parse_method(value: str) -> ScimMethod:
 async def set_enabled(session: AsyncSession, workspace: Workspace, enabled: bool) -> None:
     """Turning SCIM off refuses every credential at once (members are kept); turning it on restores them.
 
-    SCIM can be turned on only once the workspace has a verified domain (issue 5)."""
+    SCIM can be turned on only once the workspace has a verified domain: its members
+    could not be provisioned otherwise."""
     if enabled:
         await require_verified_domain_for_scim(session, workspace)
     workspace.scim_enabled = enabled

@@ -95,7 +95,7 @@ def _record(
 
 
 def no_free_seat(workspace: Workspace, used: int) -> DomainError:
-    """The 403 an identity provider shows its admin (BRIEF §4)."""
+    """The 403 an identity provider shows its admin when a create finds no free seat."""
     head = f"No free seat in workspace {workspace.name} ({used} of {workspace.seats_purchased} used)"
     if not workspace.license_auto_charge:
         detail = f"{head} and license auto-charge is off: enable it or buy seats in {SETTINGS_HINT}"

@@ -1,4 +1,4 @@
-"""console admins, sessions and the OAuth 2.0 authorization server (issue 4)
+"""console admins, sessions and the OAuth 2.0 authorization server
 
 Revision ID: 0002
 Revises: 0001

@@ -1,4 +1,4 @@
-"""seat ledger, verified domains and "allow other domains" (issue 5)
+"""seat ledger, verified domains and "allow other domains"
 
 Revision ID: 0003
 Revises: 0002

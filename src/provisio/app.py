@@ -22,6 +22,7 @@ from provisio.logging import configure_logging
 from provisio.metrics import MetricsMiddleware, metrics_endpoint
 from provisio.oauth.routes import router as oauth_router
 from provisio.ratelimit import scim_limiter
+from provisio.request_id import RequestIdMiddleware
 from provisio.retry import DatabaseRetryMiddleware
 from provisio.scim.paths import ScimTrailingSlashMiddleware
 from provisio.scim.routes import install_scim
@@ -90,13 +91,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="provisio", version=__version__, lifespan=lifespan, docs_url="/api/docs", redoc_url=None
     )
     app.state.settings = settings
-    # Middleware added first runs last: NUL guard, trailing slashes, metrics, then the SCIM API (which
-    # retries on a lost database connection itself), then the same retry for every other request.
+    # Middleware added first runs last: request id, NUL guard, trailing slashes, metrics, then the SCIM
+    # API (which retries on a lost database connection itself), then the same retry for every other
+    # request.
     app.add_middleware(DatabaseRetryMiddleware)
     install_scim(app)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(ScimTrailingSlashMiddleware)
     app.add_middleware(RejectNulMiddleware)
+    app.add_middleware(RequestIdMiddleware)
     install_console(app)  # admin console, the consent page among its pages
     app.include_router(oauth_router)  # the OAuth endpoints that clients call: token, revocation, metadata
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)

@@ -18,6 +18,8 @@ from provisio.notify.worker import OutboxWorker
 from tests.notify.conftest import SmtpRecorder, eventually, fast, running
 from tests.notify.helpers import all_sent, enqueue_many, message_ids, rows
 
+pytestmark = pytest.mark.usefixtures("empty_outbox")
+
 
 async def test_delivered_exactly_once(db: Database, smtp: SmtpRecorder, mail_settings: Settings) -> None:
     sent_before, failed_before = MAILS_SENT._value.get(), MAILS_FAILED._value.get()

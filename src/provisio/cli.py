@@ -1,5 +1,4 @@
-"""The operator's command line: ``provisio serve | demo | db upgrade | workspace create | token create |
-admin add``…"""
+"""The operator's command line: ``provisio serve | demo | db upgrade | workspace create | token create``."""
 
 from __future__ import annotations
 

@@ -24,6 +24,7 @@ from provisio.domain import scim_credentials as credential_service
 from provisio.domain import scim_settings as scim_settings_service
 from provisio.domain import seats as seat_service
 from provisio.domain import tokens as token_service
+from provisio.domain import workspace_admins as workspace_admin_service
 from provisio.domain import workspaces as workspace_service
 from provisio.domain.errors import DomainError, Kind
 from provisio.domain.scim_methods import ScimMethod
@@ -142,7 +143,9 @@ def workspace_create(
             if key is None and ws.key != wanted:
                 data["notice"] = f"The key {wanted!r} is taken, so this workspace's key is {ws.key!r}."
             if admin_email is not None and admin_password is not None:
-                admin = await admin_service.ensure_admin(session, ws, admin_email, admin_password)
+                admin = await admin_service.ensure_admin(
+                    session, ws, admin_email, admin_password, added_by=seat_service.OPERATOR_CLI
+                )
                 data["admin_email"] = admin.email
                 data["console_url"] = get_settings().console_url
             return data
@@ -473,6 +476,99 @@ def workspace_update(
     _emit(data, as_json, [f"{data['name']} ({data['key']}) {other} members from other domains."])
 
 
+# --- console admins of a workspace ---------------------------------------------------------------------
+
+admin_app = typer.Typer(help="Console admins of a workspace.", no_args_is_help=True)
+app.add_typer(admin_app, name="admin")
+
+
+@admin_app.command("add")
+def admin_add(
+    workspace: str = typer.Argument(..., help="Workspace key."),
+    email: str = typer.Argument(..., help="E-mail address of the admin."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Make EMAIL an admin of a workspace; a new account gets a one-time set-password link (72 hours)."""
+
+    async def work(db: Database) -> dict[str, Any]:
+        async with db.writing() as session:
+            ws = await workspace_service.require_workspace(session, workspace)
+            added = await workspace_admin_service.add_admin(
+                session, ws, email, actor=seat_service.OPERATOR_CLI
+            )
+            data: dict[str, Any] = {
+                "workspace": ws.key,
+                "email": added.email,
+                "created": added.created,
+                "granted": added.token is None,
+            }
+            if added.token is not None:
+                url = workspace_admin_service.set_password_url(get_settings().public_base, added.token)
+                data["set_password_url"] = url
+            return data
+
+    data = _run(work, as_json)
+    if data["granted"]:
+        lines = [
+            f"Granted {data['workspace']} to {data['email']}, an existing account: they sign in with "
+            "their password."
+        ]
+    else:
+        lines = [
+            f"Added {data['email']} as an admin of {data['workspace']}.",
+            f"Set-password link (works once, for 72 hours): {data['set_password_url']}",
+        ]
+    _emit(data, as_json, lines)
+
+
+@admin_app.command("remove")
+def admin_remove(
+    workspace: str = typer.Argument(..., help="Workspace key."),
+    email: str = typer.Argument(..., help="E-mail address of the admin."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Take a workspace from one of its admins (the last admin cannot be removed)."""
+
+    async def work(db: Database) -> dict[str, Any]:
+        async with db.writing() as session:
+            ws = await workspace_service.require_workspace(session, workspace)
+            admin = await workspace_admin_service.workspace_admin(session, ws.id, email=email)
+            removed = await workspace_admin_service.remove_admin(session, ws, admin.id)
+            return {"workspace": ws.key, "removed": removed}
+
+    data = _run(work, as_json)
+    _emit(data, as_json, [f"Removed {data['removed']} from the admins of {data['workspace']}."])
+
+
+@admin_app.command("list")
+def admin_list(
+    workspace: str = typer.Argument(..., help="Workspace key."), as_json: bool = JSON_OPTION
+) -> None:
+    """List a workspace's admins: since when, who added them, whether they have set a password."""
+
+    async def work(db: Database) -> list[dict[str, Any]]:
+        async with db.reading() as session:
+            ws = await workspace_service.require_workspace(session, workspace)
+            return [
+                {
+                    "email": a.email,
+                    "since": a.since.isoformat(),
+                    "added_by": a.added_by,
+                    "password_set": a.has_password,
+                }
+                for a in await workspace_admin_service.list_admins(session, ws.id)
+            ]
+
+    rows = _run(work, as_json)
+    lines = [
+        f"{r['email']}  since {r['since'][:16].replace('T', ' ')}  "
+        f"{'password set' if r['password_set'] else 'password not set yet'}  "
+        f"added by {r['added_by'] or 'not recorded'}"
+        for r in rows
+    ]
+    _emit({"admins": rows}, as_json, lines or ["No admins."])
+
+
 DEMO_KEY = "demo"
 DEMO_DOMAIN = "example.com"
 
@@ -506,7 +602,9 @@ def demo(as_json: bool = JSON_OPTION) -> None:
             await _ensure_demo_domain(session, ws)
             await scim_settings_service.set_enabled(session, ws, True)  # needs the domain just ensured
             password = secrets.token_urlsafe(12)  # fresh on every run; printed below
-            await admin_service.ensure_admin(session, ws, DEMO_ADMIN_EMAIL, password)
+            await admin_service.ensure_admin(
+                session, ws, DEMO_ADMIN_EMAIL, password, added_by=seat_service.OPERATOR_CLI
+            )
             data: dict[str, Any] = {
                 "workspace": ws.key,
                 "tenant_url": settings.tenant_url(ws.key),

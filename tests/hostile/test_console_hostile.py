@@ -26,6 +26,7 @@ from provisio.db.models import (
     ScimToken,
     SeatLedgerEntry,
     Workspace,
+    WorkspaceAdmin,
     WorkspaceDomain,
 )
 from tests.console.pages import billing_path, domains_path, members_path, new_browser, signed_in_tenant
@@ -55,7 +56,8 @@ async def console(app: Any, db: Database) -> Console:
     browser = new_browser(app)
     tenant = await signed_in_tenant(db, browser, seats=10)
     settings_path = f"/console/workspaces/{tenant.key}/settings/advanced"
-    pages = [members_path(tenant), billing_path(tenant), domains_path(tenant), settings_path]
+    admins_path = f"/console/workspaces/{tenant.key}/admins"
+    pages = [members_path(tenant), billing_path(tenant), domains_path(tenant), settings_path, admins_path]
     for path in pages:
         r = await browser.get(path)
         assert r.status_code == 200, (path, r.status_code)
@@ -74,7 +76,15 @@ def forms(html: str) -> list[tuple[str, dict[str, str]]]:
 
 async def snapshot(console: Console) -> tuple[Any, ...]:
     ws_id = console.tenant.id
-    tables: list[Any] = [Member, ScimToken, SeatLedgerEntry, WorkspaceDomain, OAuthClient, OAuthRedirectUri]
+    tables: list[Any] = [
+        Member,
+        ScimToken,
+        SeatLedgerEntry,
+        WorkspaceDomain,
+        OAuthClient,
+        OAuthRedirectUri,
+        WorkspaceAdmin,
+    ]
     async with console.db.reading() as session:
         facts: list[Any] = [
             _row((await session.execute(select(Workspace).where(Workspace.id == ws_id))).scalar_one())

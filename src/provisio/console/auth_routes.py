@@ -28,6 +28,7 @@ router = APIRouter(include_in_schema=False)
 
 BAD_CREDENTIALS = "The e-mail address or password is incorrect."
 THROTTLED = "Too many failed sign-in attempts. Wait 15 minutes, then try again."
+NOTICES = {"password-set": "Your password is set. Sign in with your e-mail address and the new password."}
 
 
 @router.get("/console")
@@ -36,13 +37,17 @@ async def console_root_redirect() -> RedirectResponse:
 
 
 @router.get("/console/login")
-async def login_form(request: Request, next: str | None = None) -> Response:
+async def login_form(request: Request, next: str | None = None, notice: str | None = None) -> Response:
     if await signed_in(request):
         return RedirectResponse(safe_next(next), status_code=303)
     target = safe_next(next)
-    return render(
-        request, "login.html", {"next": target, "email": "", "asking": await _asking(request, target)}
-    )
+    context = {
+        "next": target,
+        "email": "",
+        "asking": await _asking(request, target),
+        "notice": NOTICES.get(notice or ""),
+    }
+    return render(request, "login.html", context)
 
 
 async def _asking(request: Request, target: str) -> consent.AskingClient | None:

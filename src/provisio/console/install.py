@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from provisio.console import csrf
+from provisio.console.admins_routes import router as admins_router
 from provisio.console.auth_routes import router as auth_router
 from provisio.console.billing_routes import router as billing_router
 from provisio.console.consent_routes import router as consent_router
@@ -92,6 +93,7 @@ def install_console(app: FastAPI) -> None:
     app.include_router(members_router)
     app.include_router(billing_router)
     app.include_router(domains_router)
+    app.include_router(admins_router)
     app.include_router(consent_router)
     app.add_exception_handler(LoginRequired, _login_required)
     app.add_exception_handler(PageError, _page_error)

@@ -19,6 +19,9 @@ never be readable again after that GET.
 So a copy of the database, or of the cookie, alone yields nothing, and together only until the first
 view or the expiry. A signed cookie carrying the encrypted secret itself was the alternative; it cannot
 be made single-use without server state, and a copied cookie would show the secret again.
+
+The Admins page hands the one-time set-password link of a new admin to its next view the same way
+(``stash_payload``/``take_payload``, under a cookie of its own).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import json
 import os
 import secrets
 from datetime import timedelta
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -43,6 +47,7 @@ from provisio.domain.scim_credentials import IssuedCredentials
 from provisio.domain.scim_methods import ScimMethod
 
 COOKIE = "provisio_reveal"
+CREDENTIALS = "credentials"  # the kind of payload the SCIM settings page shows
 # Long enough for the redirect to be followed, short enough that an unread secret does not linger.
 TTL_SECONDS = 120
 NONCE_BYTES = 12
@@ -64,19 +69,42 @@ async def stash(
     session: AsyncSession, session_hash: str, workspace_id: str, issued: IssuedCredentials
 ) -> str:
     """Store ``issued`` encrypted for one view; returns the cookie value that can read it."""
+    payload = {
+        "method": issued.method.value,
+        "client_id": issued.client_id,
+        "client_secret": issued.client_secret,
+        "token": issued.token,
+    }
+    return await stash_payload(session, session_hash, workspace_id, CREDENTIALS, payload)
+
+
+async def take(
+    session: AsyncSession, cookie: str | None, session_hash: str, workspace_id: str
+) -> IssuedCredentials | None:
+    """The credentials behind ``cookie`` if they wait for this session and workspace; the row is gone
+    afterwards, whatever the outcome."""
+    data = await take_payload(session, cookie, session_hash, workspace_id, CREDENTIALS)
+    if data is None:
+        return None
+    return IssuedCredentials(
+        method=ScimMethod(data["method"]),
+        client_id=data["client_id"],
+        client_secret=data["client_secret"],
+        token=data["token"],
+    )
+
+
+async def stash_payload(
+    session: AsyncSession, session_hash: str, workspace_id: str, kind: str, payload: dict[str, Any]
+) -> str:
+    """Store any one-time secret (``payload``, JSON) the same way; ``kind`` says which page shows it, so
+    a cookie of one page never yields its secret on another."""
     now = utcnow()
     await session.execute(delete(CredentialReveal).where(CredentialReveal.expires_at <= now))
     key = AESGCM.generate_key(bit_length=256)
     nonce = os.urandom(NONCE_BYTES)
     row_id = secrets.token_hex(16)
-    plain = json.dumps(
-        {
-            "method": issued.method.value,
-            "client_id": issued.client_id,
-            "client_secret": issued.client_secret,
-            "token": issued.token,
-        }
-    ).encode()
+    plain = json.dumps({"kind": kind, "data": payload}).encode()
     sealed = AESGCM(key).encrypt(nonce, plain, _associated(row_id, session_hash, workspace_id))
     session.add(
         CredentialReveal(
@@ -91,11 +119,11 @@ async def stash(
     return f"{row_id}.{_b64(key)}"
 
 
-async def take(
-    session: AsyncSession, cookie: str | None, session_hash: str, workspace_id: str
-) -> IssuedCredentials | None:
-    """The credentials behind ``cookie`` if they wait for this session and workspace; the row is gone
-    afterwards, whatever the outcome."""
+async def take_payload(
+    session: AsyncSession, cookie: str | None, session_hash: str, workspace_id: str, kind: str
+) -> dict[str, Any] | None:
+    """The payload of ``kind`` behind ``cookie`` if it waits for this session and workspace; the row is
+    gone afterwards, whatever the outcome."""
     if not cookie:
         return None
     row_id, _, key_text = cookie.partition(".")
@@ -125,22 +153,20 @@ async def take(
         )
     except InvalidTag:
         return None
-    data = json.loads(plain)
-    return IssuedCredentials(
-        method=ScimMethod(data["method"]),
-        client_id=data["client_id"],
-        client_secret=data["client_secret"],
-        token=data["token"],
-    )
+    document = json.loads(plain)
+    if document.get("kind") != kind:
+        return None
+    data: dict[str, Any] = document["data"]
+    return data
 
 
-def read_cookie(request: Request, settings: Settings) -> str | None:
-    return cookies.read(request, settings, COOKIE)
+def read_cookie(request: Request, settings: Settings, name: str = COOKIE) -> str | None:
+    return cookies.read(request, settings, name)
 
 
-def set_cookie(response: Response, settings: Settings, value: str) -> None:
-    cookies.store(response, settings, COOKIE, value, max_age=TTL_SECONDS)
+def set_cookie(response: Response, settings: Settings, value: str, name: str = COOKIE) -> None:
+    cookies.store(response, settings, name, value, max_age=TTL_SECONDS)
 
 
-def clear_cookie(response: Response, settings: Settings) -> None:
-    cookies.remove(response, settings, COOKIE)
+def clear_cookie(response: Response, settings: Settings, name: str = COOKIE) -> None:
+    cookies.remove(response, settings, name)

@@ -239,7 +239,8 @@ class Admin(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     email: Mapped[str] = mapped_column(String(320))
     email_lower: Mapped[str] = mapped_column(String(320), unique=True)
-    password_hash: Mapped[str] = mapped_column(String(255))
+    # None until an admin added by e-mail sets one with their set-password link: no password signs in.
+    password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -251,6 +252,22 @@ class WorkspaceAdmin(Base):
     )
     admin_id: Mapped[str] = mapped_column(ForeignKey("admins.id", ondelete="CASCADE"), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Who granted it: an admin's e-mail in the console, or ``operator (CLI)``; None before it was kept.
+    added_by: Mapped[str | None] = mapped_column(String(320), nullable=True)
+
+
+class AdminPasswordToken(Base):
+    """The one-time link with which an admin added by e-mail sets their password. Only the token's
+    SHA-256 is stored; one per admin (a newer invite replaces it); deleted when used."""
+
+    __tablename__ = "admin_password_tokens"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    admin_id: Mapped[str] = mapped_column(ForeignKey("admins.id", ondelete="CASCADE"), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class ConsoleSession(Base):

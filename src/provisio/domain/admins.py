@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import anyio.to_thread
 from pwdlib import PasswordHash
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from provisio.db.models import Admin, Workspace, WorkspaceAdmin
+from provisio.db.models import Admin, AdminPasswordToken, ConsoleSession, Workspace, WorkspaceAdmin
 from provisio.domain.errors import DomainError, Kind
 
 MIN_PASSWORD_LENGTH = 10
@@ -27,12 +27,20 @@ def normalise_email(email: str) -> str:
     return email.strip().lower()
 
 
-def _check_new_credentials(email: str, password: str) -> None:
+def check_email(email: str) -> None:
     local, at, domain = email.strip().partition("@")
-    if not (local and at and "." in domain):
+    if not (local and at and "." in domain) or any(c.isspace() for c in email.strip()):
         raise DomainError(Kind.INVALID, f"{email!r} is not an e-mail address.")
+
+
+def check_password_length(password: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise DomainError(Kind.INVALID, f"The password must have at least {MIN_PASSWORD_LENGTH} characters.")
+
+
+def _check_new_credentials(email: str, password: str) -> None:
+    check_email(email)
+    check_password_length(password)
 
 
 async def get_admin_by_email(session: AsyncSession, email: str) -> Admin | None:
@@ -54,25 +62,39 @@ async def create_admin(session: AsyncSession, email: str, password: str) -> Admi
 
 async def set_password(session: AsyncSession, admin: Admin, password: str) -> None:
     _check_new_credentials(admin.email, password)
-    admin.password_hash = hash_password(password)
+    await store_password_hash(session, admin, hash_password(password))
+
+
+async def store_password_hash(session: AsyncSession, admin: Admin, password_hash: str) -> None:
+    """A new password: every console session of the admin ends in the same transaction, so a browser
+    signed in with the old password (perhaps someone else's) is signed out, and a pending set-password
+    link is spent."""
+    admin.password_hash = password_hash
+    await session.execute(delete(ConsoleSession).where(ConsoleSession.admin_id == admin.id))
+    await session.execute(delete(AdminPasswordToken).where(AdminPasswordToken.admin_id == admin.id))
     await session.flush()
 
 
-async def grant_workspace(session: AsyncSession, admin: Admin, workspace: Workspace) -> None:
+async def grant_workspace(
+    session: AsyncSession, admin: Admin, workspace: Workspace, *, added_by: str | None = None
+) -> None:
     """Make ``admin`` an admin of ``workspace`` (idempotent)."""
     if not await is_workspace_admin(session, admin.id, workspace.id):
-        session.add(WorkspaceAdmin(admin_id=admin.id, workspace_id=workspace.id))
+        session.add(WorkspaceAdmin(admin_id=admin.id, workspace_id=workspace.id, added_by=added_by))
         await session.flush()
 
 
-async def ensure_admin(session: AsyncSession, workspace: Workspace, email: str, password: str) -> Admin:
-    """Create the admin (or reset an existing one's password) and give them ``workspace``."""
+async def ensure_admin(
+    session: AsyncSession, workspace: Workspace, email: str, password: str, *, added_by: str | None = None
+) -> Admin:
+    """Create the admin (or reset an existing one's password, which ends their sessions) and give them
+    ``workspace``."""
     admin = await get_admin_by_email(session, email)
     if admin is None:
         admin = await create_admin(session, email, password)
     else:
         await set_password(session, admin, password)
-    await grant_workspace(session, admin, workspace)
+    await grant_workspace(session, admin, workspace, added_by=added_by)
     return admin
 
 
@@ -113,12 +135,13 @@ class StoredCredentials:
 
 
 async def stored_credentials(session: AsyncSession, email: str) -> StoredCredentials | None:
+    """None for an unknown e-mail, and for an admin who has not set a password yet."""
     row = (
         await session.execute(
             select(Admin.id, Admin.password_hash).where(Admin.email_lower == normalise_email(email))
         )
     ).first()
-    return StoredCredentials(row.id, row.password_hash) if row else None
+    return StoredCredentials(row.id, row.password_hash) if row and row.password_hash else None
 
 
 async def check_password(stored: StoredCredentials | None, password: str) -> tuple[bool, str | None]:

@@ -1,0 +1,202 @@
+"""The admins of a workspace: who they are, adding one by e-mail, removing one, and the one-time link with
+which an admin added by e-mail sets their password.
+
+A workspace always keeps at least one admin. Adding and removing lock the workspace row first
+(``seats.lock_workspace``: ``FOR NO KEY UPDATE`` on PostgreSQL; on SQLite every write transaction is
+``BEGIN IMMEDIATE``), so the count read afterwards is exact under READ COMMITTED: two admins removing
+each other at once are queued, and the second sees that only one is left and is refused.
+
+A set-password link carries a 256-bit random token; only its SHA-256 is stored (``hashing``), it expires
+after ``INVITE_TTL``, works once, and a newer invite of the same admin replaces it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import anyio.to_thread
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from provisio.db.models import Admin, AdminPasswordToken, Workspace, WorkspaceAdmin, utcnow
+from provisio.domain import admins as admin_service
+from provisio.domain.errors import DomainError, Kind
+from provisio.domain.hashing import hash_secret
+from provisio.domain.seats import lock_workspace
+
+INVITE_TTL = timedelta(hours=72)
+SET_PASSWORD_PATH = "/console/set-password/"
+INVALID_LINK = (
+    "This set-password link does not work: it has expired (links last 72 hours), it has been used "
+    "already, or a newer invite replaced it. Ask an admin of your workspace to add you again."
+)
+
+
+def set_password_url(public_base: str, token: str) -> str:
+    return public_base.rstrip("/") + SET_PASSWORD_PATH + token
+
+
+@dataclass(frozen=True)
+class WorkspaceAdminRow:
+    admin_id: str
+    email: str
+    since: datetime
+    added_by: str | None  # None: granted before it was recorded
+    has_password: bool
+
+
+async def list_admins(session: AsyncSession, workspace_id: str) -> list[WorkspaceAdminRow]:
+    rows = await session.execute(
+        select(
+            Admin.id,
+            Admin.email,
+            Admin.password_hash.is_not(None).label("has_password"),
+            WorkspaceAdmin.created_at,
+            WorkspaceAdmin.added_by,
+        )
+        .join(WorkspaceAdmin, WorkspaceAdmin.admin_id == Admin.id)
+        .where(WorkspaceAdmin.workspace_id == workspace_id)
+        .order_by(WorkspaceAdmin.created_at, Admin.email_lower)
+    )
+    return [WorkspaceAdminRow(r.id, r.email, r.created_at, r.added_by, bool(r.has_password)) for r in rows]
+
+
+async def workspace_admin(
+    session: AsyncSession, workspace_id: str, *, admin_id: str = "", email: str = ""
+) -> Admin:
+    """An admin of this workspace, by id or e-mail; any other (or unknown) is not found."""
+    query = select(Admin).join(WorkspaceAdmin, WorkspaceAdmin.admin_id == Admin.id)
+    query = query.where(WorkspaceAdmin.workspace_id == workspace_id)
+    if admin_id:
+        query = query.where(Admin.id == admin_id)
+    elif email:
+        query = query.where(Admin.email_lower == admin_service.normalise_email(email))
+    else:
+        raise DomainError(Kind.NOT_FOUND, "No admin was named.")
+    admin = (await session.execute(query)).scalar_one_or_none()
+    if admin is None:
+        raise DomainError(
+            Kind.NOT_FOUND, f"{email.strip() or 'That account'} is not an admin of this workspace."
+        )
+    return admin
+
+
+@dataclass(frozen=True)
+class AddedAdmin:
+    admin_id: str
+    email: str
+    created: bool  # a new account
+    # The set-password token, for an account without a password; shown once, only its hash is kept.
+    token: str | None
+
+
+async def add_admin(session: AsyncSession, workspace: Workspace, email: str, *, actor: str) -> AddedAdmin:
+    """Make the account with ``email`` an admin of ``workspace``. An account with a password is simply
+    granted the workspace; a new address gets an account without one and a set-password token, and so
+    does an account that has not set its password yet (the new link replaces the old)."""
+    admin_service.check_email(email)
+    locked = await lock_workspace(session, workspace.id)
+    admin = await admin_service.get_admin_by_email(session, email)
+    created = admin is None
+    if admin is None:
+        admin = Admin(
+            email=email.strip(), email_lower=admin_service.normalise_email(email), password_hash=None
+        )
+        session.add(admin)
+        await session.flush()
+    elif admin.password_hash is not None and await admin_service.is_workspace_admin(
+        session, admin.id, locked.id
+    ):
+        raise DomainError(Kind.CONFLICT, f"{admin.email} is already an admin of {locked.name}.")
+    await admin_service.grant_workspace(session, admin, locked, added_by=actor)
+    token = await _issue_token(session, admin, actor) if admin.password_hash is None else None
+    return AddedAdmin(admin_id=admin.id, email=admin.email, created=created, token=token)
+
+
+async def _issue_token(session: AsyncSession, admin: Admin, actor: str) -> str:
+    now = utcnow()
+    await session.execute(delete(AdminPasswordToken).where(AdminPasswordToken.expires_at <= now))
+    await session.execute(delete(AdminPasswordToken).where(AdminPasswordToken.admin_id == admin.id))
+    token = secrets.token_urlsafe(32)
+    session.add(
+        AdminPasswordToken(
+            admin_id=admin.id,
+            token_hash=hash_secret(token),
+            created_by=actor,
+            created_at=now,
+            expires_at=now + INVITE_TTL,
+        )
+    )
+    await session.flush()
+    return token
+
+
+async def remove_admin(session: AsyncSession, workspace: Workspace, admin_id: str) -> str:
+    """Take the workspace from one of its admins (themself included); refused for the last one. Returns
+    the removed admin's e-mail. An account left without any workspace loses its pending set-password
+    link, so an invite withdrawn this way stops working."""
+    locked = await lock_workspace(session, workspace.id)
+    admin = await workspace_admin(session, locked.id, admin_id=admin_id)
+    count = (
+        await session.execute(
+            select(func.count()).select_from(WorkspaceAdmin).where(WorkspaceAdmin.workspace_id == locked.id)
+        )
+    ).scalar_one()
+    if count <= 1:
+        raise DomainError(
+            Kind.CONFLICT,
+            f"{admin.email} is the last admin of {locked.name} and cannot be removed: add another admin "
+            "first.",
+        )
+    await session.execute(
+        delete(WorkspaceAdmin).where(
+            WorkspaceAdmin.workspace_id == locked.id, WorkspaceAdmin.admin_id == admin.id
+        )
+    )
+    if not await admin_service.workspaces_of(session, admin.id):
+        await session.execute(delete(AdminPasswordToken).where(AdminPasswordToken.admin_id == admin.id))
+    return admin.email
+
+
+async def admin_for_token(session: AsyncSession, token: str) -> Admin:
+    """The admin a live set-password token belongs to, else ``DomainError`` (not found)."""
+    admin = (
+        await session.execute(
+            select(Admin)
+            .join(AdminPasswordToken, AdminPasswordToken.admin_id == Admin.id)
+            .where(
+                AdminPasswordToken.token_hash == hash_secret(token), AdminPasswordToken.expires_at > utcnow()
+            )
+        )
+    ).scalar_one_or_none()
+    if admin is None:
+        raise DomainError(Kind.NOT_FOUND, INVALID_LINK)
+    return admin
+
+
+async def prepare_password(password: str) -> str:
+    """Check a new password and hash it, in a worker thread (argon2 is slow by design) and before any
+    transaction is opened."""
+    admin_service.check_password_length(password)
+    return await anyio.to_thread.run_sync(admin_service.hash_password, password)
+
+
+async def set_password_with_token(session: AsyncSession, token: str, password_hash: str) -> Admin:
+    """Spend the token (deleted in the statement that reads it, so two submissions cannot both use it)
+    and store the password, which ends the admin's sessions."""
+    admin_id = (
+        await session.execute(
+            delete(AdminPasswordToken)
+            .where(
+                AdminPasswordToken.token_hash == hash_secret(token), AdminPasswordToken.expires_at > utcnow()
+            )
+            .returning(AdminPasswordToken.admin_id)
+        )
+    ).scalar_one_or_none()
+    admin = await session.get(Admin, admin_id) if admin_id else None
+    if admin is None:
+        raise DomainError(Kind.NOT_FOUND, INVALID_LINK)
+    await admin_service.store_password_hash(session, admin, password_hash)
+    return admin

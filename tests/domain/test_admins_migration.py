@@ -1,0 +1,89 @@
+"""The admin-invites migration upgrades and downgrades on both databases, keeping the admins, their
+workspaces and their console sessions (SQLite copies the ``admins`` table to relax ``password_hash``)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from pathlib import Path
+
+from alembic import command
+from sqlalchemy import Connection, inspect, text
+from sqlalchemy.engine import make_url
+
+from provisio.db.engine import Database
+from provisio.db.migrate import alembic_config, upgrade
+from tests.conftest import POSTGRES_ENV, _admin
+
+SEED = [
+    "INSERT INTO workspaces (id, key, name, created_at, scim_enabled, seats_purchased, scim_auth_method, "
+    "license_auto_charge, member_count, allow_other_domains) VALUES ('w1', 'w1', 'W', CURRENT_TIMESTAMP, "
+    "false, 0, 'bearer', false, 0, false)",
+    "INSERT INTO admins (id, email, email_lower, password_hash, created_at) "
+    "VALUES ('a1', 'A@x.example', 'a@x.example', 'argon2-hash', CURRENT_TIMESTAMP)",
+    "INSERT INTO workspace_admins (workspace_id, admin_id, created_at) "
+    "VALUES ('w1', 'a1', CURRENT_TIMESTAMP)",
+    "INSERT INTO console_sessions (id, token_hash, admin_id, created_at, expires_at) "
+    "VALUES ('s1', 'h1', 'a1', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+]
+COUNTS = "SELECT (SELECT count(*) FROM admins), (SELECT count(*) FROM workspace_admins), " + (
+    "(SELECT count(*) FROM console_sessions)"
+)
+
+
+def _inspect(sync: Connection) -> tuple[set[str], bool, set[str], tuple[int, ...]]:
+    names = set(inspect(sync).get_table_names())
+    password = next(c for c in inspect(sync).get_columns("admins") if c["name"] == "password_hash")
+    granted = {c["name"] for c in inspect(sync).get_columns("workspace_admins")}
+    counts = tuple(sync.execute(text(COUNTS)).one())
+    return names, bool(password["nullable"]), granted, counts
+
+
+def _run(url: str, statements: list[str]) -> tuple[set[str], bool, set[str], tuple[int, ...]]:
+    async def work() -> tuple[set[str], bool, set[str], tuple[int, ...]]:
+        db = Database.from_url(url, pool_size=1)
+        try:
+            if statements:
+                async with db.writing() as session:
+                    for statement in statements:
+                        await session.execute(text(statement))
+            async with db.read_engine.connect() as conn:
+                return await conn.run_sync(_inspect)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(work())
+
+
+def _round_trip(url: str) -> None:
+    command.upgrade(alembic_config(url), "0010")
+    _run(url, SEED)
+    upgrade(url)
+    tables, nullable, granted, counts = _run(url, [])
+    assert "admin_password_tokens" in tables and nullable and "added_by" in granted
+    assert counts == (1, 1, 1)
+    # An invited account without a password, then back down: it cannot survive NOT NULL, the rest does.
+    _run(url, ["INSERT INTO admins (id, email, email_lower, created_at) VALUES ('a2', 'b@x.example', "
+               "'b@x.example', CURRENT_TIMESTAMP)"])  # fmt: skip
+    command.downgrade(alembic_config(url), "0010")
+    tables, nullable, granted, counts = _run(url, [])
+    assert "admin_password_tokens" not in tables and not nullable and "added_by" not in granted
+    assert counts == (1, 1, 1)
+    upgrade(url)
+    assert _run(url, [])[3] == (1, 1, 1)
+
+
+async def test_upgrade_downgrade_upgrade(database_url: str, tmp_path: Path) -> None:
+    loop = asyncio.get_running_loop()
+    if database_url.startswith("sqlite"):
+        await loop.run_in_executor(None, _round_trip, f"sqlite:///{tmp_path / 'migrate.db'}")
+        return
+    admin = os.environ[POSTGRES_ENV]
+    name = f"provisio_migrate_{uuid.uuid4().hex[:8]}"
+    await _admin(admin, f'CREATE DATABASE "{name}"')
+    try:
+        url = make_url(admin).set(database=name).render_as_string(hide_password=False)
+        await loop.run_in_executor(None, _round_trip, url)
+    finally:
+        await _admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

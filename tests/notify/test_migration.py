@@ -42,7 +42,7 @@ def _round_trip(url: str) -> None:
     upgrade(url)
     tables, diffs = _inspect(url)
     assert set(OURS) <= tables and diffs == []
-    command.downgrade(alembic_config(url), "0010")
+    command.downgrade(alembic_config(url), "0011")
     tables, _ = _inspect(url)
     assert not set(OURS) & tables and "workspaces" in tables
     upgrade(url)

@@ -16,7 +16,7 @@ from alembic import op
 import provisio.db.models
 
 revision = "0012"
-down_revision = "0010"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 

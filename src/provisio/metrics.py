@@ -24,9 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from provisio.db.engine import Database
 
 REQUESTS = Counter("provisio_http_requests_total", "HTTP requests", ["method", "route", "status"])
-LATENCY = Histogram(
-    "provisio_http_request_seconds", "HTTP request latency", ["method", "route", "status"]
-)
+LATENCY = Histogram("provisio_http_request_seconds", "HTTP request latency", ["method", "route", "status"])
 PROVISIONING = Counter(
     "provisio_provisioning_events_total",
     "Provisioning events written to a workspace's log, by SCIM operation and outcome",

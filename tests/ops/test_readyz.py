@@ -114,20 +114,22 @@ async def test_not_ready_when_the_sqlite_file_is_not_a_database(tmp_path: Path) 
 
 async def test_not_ready_while_migrations_are_behind(database_url: str, tmp_path: Path) -> None:
     head = head_revision(database_url)
-    async with scratch_database(database_url, tmp_path, "0009") as url:
-        async with running_on(_settings(url)) as (_app, client):
-            behind = await client.get("/readyz")
-            assert behind.status_code == 503, behind.text
-            checks = behind.json()["checks"]
-            assert checks["database"]["ok"] is True
-            assert checks["migrations"]["ok"] is False
-            assert (checks["migrations"]["revision"], checks["migrations"]["expected"]) == ("0009", head)
+    async with (
+        scratch_database(database_url, tmp_path, "0009") as url,
+        running_on(_settings(url)) as (_app, client),
+    ):
+        behind = await client.get("/readyz")
+        assert behind.status_code == 503, behind.text
+        checks = behind.json()["checks"]
+        assert checks["database"]["ok"] is True
+        assert checks["migrations"]["ok"] is False
+        assert (checks["migrations"]["revision"], checks["migrations"]["expected"]) == ("0009", head)
 
-            # Not ready is not remembered: once upgraded, the next probe says so.
-            await asyncio.get_running_loop().run_in_executor(None, upgrade, url)
-            current = await client.get("/readyz")
-            assert current.status_code == 200, current.text
-            assert current.json()["checks"]["migrations"]["revision"] == head
+        # Not ready is not remembered: once upgraded, the next probe says so.
+        await asyncio.get_running_loop().run_in_executor(None, upgrade, url)
+        current = await client.get("/readyz")
+        assert current.status_code == 200, current.text
+        assert current.json()["checks"]["migrations"]["revision"] == head
 
 
 async def test_a_current_schema_is_remembered_for_a_while(database_url: str, tmp_path: Path) -> None:

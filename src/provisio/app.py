@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -97,7 +98,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # request.
     app.add_middleware(DatabaseRetryMiddleware)
     install_scim(app)
-    app.add_middleware(MetricsMiddleware, log_requests=settings.access_log)
+    # Below INFO's level the access log is never written: the middleware then does not even call it.
+    log_requests = settings.access_log and logging.getLevelName(settings.log_level.upper()) <= logging.INFO
+    app.add_middleware(MetricsMiddleware, log_requests=log_requests)
     app.add_middleware(ScimTrailingSlashMiddleware)
     app.add_middleware(RejectNulMiddleware)
     app.add_middleware(RequestIdMiddleware)

@@ -124,3 +124,14 @@ async def test_the_access_log_can_be_turned_off(settings: Settings, tenant: Tena
         await client.get(f"{tenant.base}/Users", headers=tenant.headers)
         await client.get("/console/login")
         assert access_lines(buffer) == []
+
+
+def test_log_lines_render_what_orjson_refuses() -> None:
+    from provisio.logging import _dumps
+
+    assert json.loads(_dumps({"n": 1, "big": 2**70, 3: "x"}, default=repr)) == {
+        "n": 1,
+        "big": 2**70,
+        "3": "x",
+    }
+    assert json.loads(_dumps({"o": object}, default=lambda o: "fallback")) == {"o": "fallback"}

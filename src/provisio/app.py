@@ -19,9 +19,10 @@ from provisio.console.install import install_console
 from provisio.db.engine import Database
 from provisio.db.migrate import check_current
 from provisio.guards import RejectNulMiddleware
-from provisio.health import default_readiness, installed_outbox_health, readyz
+from provisio.health import default_readiness, readyz
 from provisio.logging import configure_logging
 from provisio.metrics import MetricsMiddleware, ScrapeHook, metrics_endpoint, outbox_gauges
+from provisio.notify.worker import OutboxWorker, outbox_health
 from provisio.oauth.routes import router as oauth_router
 from provisio.ratelimit import scim_limiter
 from provisio.request_id import RequestIdMiddleware
@@ -73,10 +74,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database.from_url(settings.database_url)
         limiter = None
+        worker = None
         try:
             await check_current(db, settings.database_url)
             app.state.db = db
             app.state.limiter = limiter = scim_limiter(settings)
+            if settings.outbox_worker:  # else `provisio worker` runs apart
+                worker = OutboxWorker(db, settings)
+                worker.start()
             # Everything loaded so far (models, schemas, compiled statements) lives as long as the
             # process: out of the collector's sight, a full collection no longer walks it (measured: a
             # few percent of a list page's CPU, and fewer long pauses).
@@ -85,6 +90,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             gc.unfreeze()
+            if worker is not None:
+                await worker.stop()
             if limiter is not None:
                 await limiter.close()
             await db.dispose()
@@ -106,13 +113,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestIdMiddleware)
     install_console(app)  # admin console, the consent page among its pages
     app.include_router(oauth_router)  # the OAuth endpoints that clients call: token, revocation, metadata
-    app.state.readiness = default_readiness(settings.database_url, settings.readyz_timeout_seconds)
+    app.state.readiness = default_readiness(settings)
     app.add_api_route("/readyz", readyz, methods=["GET", "HEAD"], include_in_schema=False)
     # Run before each scrape to set gauges that are read from the database.
-    scrape_hooks: list[ScrapeHook] = []
-    outbox_health = installed_outbox_health()
-    if outbox_health is not None:
-        scrape_hooks.append(outbox_gauges(outbox_health))
+    scrape_hooks: list[ScrapeHook] = [outbox_gauges(outbox_health)]
     app.state.scrape_hooks = scrape_hooks
     if settings.metrics_enabled:
         app.add_api_route(

@@ -1,16 +1,17 @@
 """Readiness (``/readyz``): named async checks, each bounded in time, run together on every probe.
 
 ``/healthz`` says the process answers; ``/readyz`` says it can serve: the database answers, its schema
-is at this version's migration, and (where the notification outbox is installed) its worker is alive
-and not stuck. A load balancer sends traffic only to instances whose ``/readyz`` is 200.
+is at this version's migration, and the notification outbox's worker is alive and not stuck (the rule
+is ``provisio.notify.worker.outbox_problem``'s). A load balancer sends traffic only to instances whose
+``/readyz`` is 200.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
+import functools
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,9 +19,11 @@ from sqlalchemy import text
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from provisio.config import Settings
 from provisio.db.engine import Database
 from provisio.db.migrate import current_revision, head_revision
 from provisio.metrics import OutboxHealth
+from provisio.notify.worker import outbox_health, outbox_problem
 
 
 @dataclass(frozen=True)
@@ -39,8 +42,8 @@ class Readiness:
         self.timeout_seconds = timeout_seconds
         self.checks: dict[str, Check] = {}
 
-    def register(self, name: str, check: Check) -> None:
-        if name in self.checks:
+    def register(self, name: str, check: Check, *, replace: bool = False) -> None:
+        if name in self.checks and not replace:
             raise ValueError(f"a readiness check named {name!r} is already registered")
         self.checks[name] = check
 
@@ -88,58 +91,29 @@ class MigrationsCurrent:
         return CheckResult(True, {"revision": have})
 
 
-# An outbox whose worker has not written its heartbeat for this long is taken as dead, and one whose
-# oldest due message has waited this long as stuck.
-OUTBOX_MAX_HEARTBEAT_AGE_S = 120.0
-OUTBOX_MAX_DUE_AGE_S = 600.0
-
-
-def outbox_check(
-    provider: OutboxHealth,
-    *,
-    max_heartbeat_age: float = OUTBOX_MAX_HEARTBEAT_AGE_S,
-    max_due_age: float = OUTBOX_MAX_DUE_AGE_S,
-) -> Check:
-    """A check on what ``provider`` reports: ``depth``, ``oldest_due_age_seconds`` (None: nothing
-    due) and ``last_heartbeat_age_seconds`` (None: the worker never ran)."""
+def outbox_check(provider: OutboxHealth, problem: Callable[[Mapping[str, Any]], str | None]) -> Check:
+    """A check on what ``provider`` reports (``depth``, ``oldest_due_age_seconds``,
+    ``last_heartbeat_age_seconds``), judged by ``problem``: the worker alive and not stuck."""
 
     async def outbox(db: Database) -> CheckResult:
         report = await provider(db)
-        heartbeat = report.get("last_heartbeat_age_seconds")
-        oldest = report.get("oldest_due_age_seconds")
         detail = {
-            "depth": report.get("depth"),
-            "oldest_due_age_seconds": oldest,
-            "last_heartbeat_age_seconds": heartbeat,
+            name: report.get(name)
+            for name in ("depth", "oldest_due_age_seconds", "last_heartbeat_age_seconds")
         }
-        if heartbeat is None or heartbeat > max_heartbeat_age:
-            return CheckResult(False, {**detail, "error": "the outbox worker is not running"})
-        if oldest is not None and oldest > max_due_age:
-            return CheckResult(False, {**detail, "error": "the outbox worker is not keeping up"})
-        return CheckResult(True, detail)
+        error = problem(report)
+        return CheckResult(error is None, detail if error is None else {**detail, "error": error})
 
     return outbox
 
 
-def installed_outbox_health() -> OutboxHealth | None:
-    """``provisio.notify.worker.outbox_health`` where the notification package is installed."""
-    try:
-        module = importlib.import_module("provisio.notify.worker")
-    except ModuleNotFoundError as exc:
-        if exc.name and "provisio.notify.worker".startswith(exc.name):
-            return None
-        raise  # the package is there but something it imports is missing: that is a bug to see
-    provider: OutboxHealth | None = getattr(module, "outbox_health", None)
-    return provider
-
-
-def default_readiness(database_url: str, timeout_seconds: float) -> Readiness:
-    readiness = Readiness(timeout_seconds)
+def default_readiness(settings: Settings) -> Readiness:
+    readiness = Readiness(settings.readyz_timeout_seconds)
     readiness.register("database", database_reachable)
-    readiness.register("migrations", MigrationsCurrent(head_revision(database_url)))
-    outbox_health = installed_outbox_health()
-    if outbox_health is not None:
-        readiness.register("outbox", outbox_check(outbox_health))
+    readiness.register("migrations", MigrationsCurrent(head_revision(settings.database_url)))
+    readiness.register(
+        "outbox", outbox_check(outbox_health, functools.partial(outbox_problem, settings=settings))
+    )
     return readiness
 
 

@@ -34,6 +34,9 @@ OUTBOX_DEPTH = Gauge("provisio_outbox_depth", "Messages waiting in the outbox")
 OUTBOX_OLDEST_AGE = Gauge(
     "provisio_outbox_oldest_age_seconds", "How long the oldest due outbox message has waited"
 )
+# E-mails of the outbox (provisio.notify.worker): each delivery, and each failed attempt (retried or not).
+MAILS_SENT = Counter("provisio_mails_sent_total", "E-mails accepted by the SMTP server (or written out)")
+MAILS_FAILED = Counter("provisio_mails_failed_total", "E-mail delivery attempts that failed")
 
 UNMATCHED = "unmatched"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})

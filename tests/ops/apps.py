@@ -17,6 +17,7 @@ from provisio.app import create_app
 from provisio.config import Settings
 from provisio.db.engine import Database
 from provisio.db.migrate import upgrade
+from provisio.notify.worker import OutboxWorker, outbox_health
 from tests.conftest import BASE_URL, POSTGRES_ENV, _admin
 
 
@@ -64,3 +65,18 @@ async def scratch_database(database_url: str, tmp_path: Path, revision: str) -> 
         yield url
     finally:
         await _admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@asynccontextmanager
+async def outbox_worker(db: Database, settings: Settings, mail_dir: Path) -> AsyncIterator[OutboxWorker]:
+    """A real outbox worker on ``db``, running and past its first heartbeat: what /readyz asks for."""
+    worker = OutboxWorker(db, settings.model_copy(update={"mail_dir": str(mail_dir), "smtp_host": ""}))
+    worker.start()
+    try:
+        deadline = asyncio.get_running_loop().time() + 30
+        while (await outbox_health(db))["last_heartbeat_age_seconds"] is None:
+            assert asyncio.get_running_loop().time() < deadline, "the outbox worker never beat"
+            await asyncio.sleep(0.05)
+        yield worker
+    finally:
+        await worker.stop()

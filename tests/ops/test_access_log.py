@@ -8,6 +8,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,8 +16,9 @@ import structlog
 
 from provisio.app import create_app
 from provisio.config import Settings
+from provisio.db.engine import Database
 from tests.conftest import Tenant
-from tests.ops.apps import client_of
+from tests.ops.apps import client_of, outbox_worker
 
 
 @asynccontextmanager
@@ -105,9 +107,17 @@ async def test_no_credential_reaches_the_log(settings: Settings, tenant: Tenant)
         assert secret not in text
 
 
-async def test_probes_are_logged_only_when_they_fail(settings: Settings) -> None:
+async def test_probes_are_logged_only_when_they_fail(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
     token = uuid.uuid4().hex
-    async with logging_app(settings, metrics_token=token) as (client, buffer):
+    async with (
+        outbox_worker(db, settings, tmp_path),
+        logging_app(settings, metrics_token=token) as (
+            client,
+            buffer,
+        ),
+    ):
         for _ in range(3):
             await client.get("/healthz")
             await client.head("/healthz")

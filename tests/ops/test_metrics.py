@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,7 +14,7 @@ from provisio.config import Settings
 from provisio.db.engine import Database
 from provisio.metrics import outbox_gauges
 from tests.conftest import Tenant
-from tests.ops.apps import served
+from tests.ops.apps import outbox_worker, served
 
 SCIM = "application/scim+json"
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -142,9 +143,11 @@ async def test_scrape_hooks_set_outbox_gauges(settings: Settings) -> None:
 
 
 @pytest.mark.parametrize("method", ["GET", "HEAD"])
-async def test_health_probes_are_not_rate_limited(settings: Settings, method: str) -> None:
+async def test_health_probes_are_not_rate_limited(
+    db: Database, settings: Settings, tmp_path: Path, method: str
+) -> None:
     tight = settings.model_copy(update={"scim_rate_limit_per_second": 1, "scim_rate_limit_burst": 1})
-    async with served(tight) as (_app, client):
+    async with outbox_worker(db, settings, tmp_path), served(tight) as (_app, client):
         for _ in range(20):
             for path in ("/healthz", "/readyz"):
                 assert (await client.request(method, path)).status_code == 200

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,9 +19,10 @@ from provisio.console.install import install_console
 from provisio.db.engine import Database
 from provisio.db.migrate import check_current
 from provisio.guards import RejectNulMiddleware
+from provisio.health import default_readiness, readyz
 from provisio.logging import configure_logging
-from provisio.metrics import MetricsMiddleware, metrics_endpoint
-from provisio.notify.worker import OutboxWorker
+from provisio.metrics import MetricsMiddleware, ScrapeHook, metrics_endpoint, outbox_gauges
+from provisio.notify.worker import OutboxWorker, outbox_health
 from provisio.oauth.routes import router as oauth_router
 from provisio.ratelimit import scim_limiter
 from provisio.request_id import RequestIdMiddleware
@@ -103,13 +105,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # request.
     app.add_middleware(DatabaseRetryMiddleware)
     install_scim(app)
-    app.add_middleware(MetricsMiddleware)
+    # Below INFO's level the access log is never written: the middleware then does not even call it.
+    log_requests = settings.access_log and logging.getLevelName(settings.log_level.upper()) <= logging.INFO
+    app.add_middleware(MetricsMiddleware, log_requests=log_requests)
     app.add_middleware(ScimTrailingSlashMiddleware)
     app.add_middleware(RejectNulMiddleware)
     app.add_middleware(RequestIdMiddleware)
     install_console(app)  # admin console, the consent page among its pages
     app.include_router(oauth_router)  # the OAuth endpoints that clients call: token, revocation, metadata
-    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    app.state.readiness = default_readiness(settings)
+    app.add_api_route("/readyz", readyz, methods=["GET", "HEAD"], include_in_schema=False)
+    # Run before each scrape to set gauges that are read from the database.
+    scrape_hooks: list[ScrapeHook] = [outbox_gauges(outbox_health)]
+    app.state.scrape_hooks = scrape_hooks
+    if settings.metrics_enabled:
+        app.add_api_route(
+            "/metrics",
+            metrics_endpoint(settings.metrics_token, scrape_hooks),
+            methods=["GET"],
+            include_in_schema=False,
+        )
     app.add_exception_handler(ClientDisconnect, _client_disconnected)
 
     @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
@@ -117,7 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # The server's address, typed into a browser, leads to the console (which asks to sign in).
         return RedirectResponse("/console/", status_code=303)
 
-    @app.get("/healthz", include_in_schema=False)
+    @app.api_route("/healthz", methods=["GET", "HEAD"], include_in_schema=False)
     async def healthz() -> JSONResponse:
         return JSONResponse({"status": "ok", "version": __version__})
 

@@ -155,6 +155,17 @@ class Settings(BaseSettings):
     )
     log_level: str = "INFO"
     log_json: bool = True
+    # Operations endpoints (provisio.health, provisio.metrics).
+    access_log: bool = Field(
+        default=True, description="One structured log line per request (method, route, status, duration)."
+    )
+    metrics_enabled: bool = Field(default=True, description="Serve Prometheus metrics at /metrics.")
+    metrics_token: str = Field(
+        default="", description="When set, /metrics asks for `Authorization: Bearer <token>` (else 401)."
+    )
+    readyz_timeout_seconds: float = Field(
+        default=2.0, gt=0, le=30, description="How long each /readyz check may take before it fails."
+    )
 
     @property
     def public_base(self) -> str:

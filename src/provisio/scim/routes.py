@@ -22,6 +22,7 @@ from provisio.db.models import Member
 from provisio.domain import members as member_service
 from provisio.domain.errors import DomainError
 from provisio.domain.events import SUCCESS, Event, record, record_event
+from provisio.metrics import provisioning_event
 from provisio.scim import discovery
 from provisio.scim.call import ScimCall
 from provisio.scim.dispatch import ID, Handler, Route, RouteTable, ScimDispatchMiddleware
@@ -185,7 +186,7 @@ async def _logged(
     unavailable database is not: the request runs again, or answers 503, and the log could not take
     the line anyway."""
     try:
-        return await work()
+        result = await work()
     except DatabaseUnavailable:
         raise
     except (ScimError, DomainError) as exc:
@@ -197,6 +198,9 @@ async def _logged(
         if call.caller is not None:
             await _log_failure(call, action, user_name, member_id, INTERNAL_ERROR)
         raise
+    if result is not None:  # committed (None: a PostgreSQL optimistic write lost its race, retried locked)
+        provisioning_event(action, SUCCESS)
+    return result
 
 
 def _success(call: ScimCall, action: str, status: int, member: Member) -> Event:
@@ -294,6 +298,7 @@ async def _log_failure(
             user_name=user_name,
             detail=error.detail,
         )
+    provisioning_event(action, "failure")
 
 
 def _user_document(body: Any) -> dict[str, Any]:

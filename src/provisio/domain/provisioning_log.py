@@ -16,6 +16,7 @@ import structlog
 from sqlalchemy import ColumnElement, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from provisio.config import Settings
 from provisio.db.engine import Database
 from provisio.db.models import ProvisioningEvent, utcnow
 from provisio.domain.errors import DomainError, Kind
@@ -176,10 +177,15 @@ async def page(
     return LogPage(events, events[-1].id if len(rows) > limit else None)
 
 
+def not_found() -> DomainError:
+    return DomainError(Kind.NOT_FOUND, "No such event in this workspace's provisioning log.")
+
+
 async def event(session: AsyncSession, workspace_id: str, event_id: int) -> ProvisioningEvent:
+    """One event of the workspace: another workspace's is not found, like one that does not exist."""
     found = await session.scalar(select(E).where(E.workspace_id == workspace_id, E.id == event_id))
     if found is None:
-        raise DomainError(Kind.NOT_FOUND, "No such event in this workspace's provisioning log.")
+        raise not_found()
     return found
 
 
@@ -232,3 +238,20 @@ async def prune(
     if deleted:
         log.info("events.pruned", deleted=deleted, retention_days=retention_days)
     return deleted
+
+
+# The server's first pruning waits this long, so that a start-up is not slowed by it.
+FIRST_PRUNE_DELAY_SECONDS = 60.0
+
+
+async def prune_periodically(db: Database, settings: Settings) -> None:
+    """The server's background pruning (``PROVISIO_LOG_PRUNE_IN_BACKGROUND``): a failed run is logged
+    and tried again at the next interval."""
+    delay = min(FIRST_PRUNE_DELAY_SECONDS, settings.log_prune_interval_seconds)
+    while True:
+        await asyncio.sleep(delay)
+        delay = settings.log_prune_interval_seconds
+        try:
+            await prune(db, settings.log_retention_days)
+        except Exception:
+            log.warning("events.prune_failed", exc_info=True)

@@ -190,14 +190,14 @@ async def event(session: AsyncSession, workspace_id: str, event_id: int) -> Prov
 
 
 async def batches(
-    db: Database, workspace_id: str, filters: LogFilter, size: int = EXPORT_BATCH
+    db: Database, workspace_id: str, filters: LogFilter, size: int | None = None
 ) -> AsyncIterator[list[ProvisioningEvent]]:
     """Every matching event, newest first, one keyset batch per short read: an export of millions of
     events holds neither a connection nor the rows for its whole length."""
     before: int | None = None
     while True:
         async with db.reading() as session:
-            found = await page(session, workspace_id, filters, before=before, limit=size)
+            found = await page(session, workspace_id, filters, before=before, limit=size or EXPORT_BATCH)
         if found.events:
             yield found.events
         if found.next_before is None:
@@ -235,8 +235,6 @@ async def prune(
         if len(ids) < batch:
             break
         await asyncio.sleep(pause_seconds)
-    if deleted:
-        log.info("events.pruned", deleted=deleted, retention_days=retention_days)
     return deleted
 
 
@@ -252,6 +250,9 @@ async def prune_periodically(db: Database, settings: Settings) -> None:
         await asyncio.sleep(delay)
         delay = settings.log_prune_interval_seconds
         try:
-            await prune(db, settings.log_retention_days)
+            deleted = await prune(db, settings.log_retention_days)
         except Exception:
             log.warning("events.prune_failed", exc_info=True)
+            continue
+        if deleted:
+            log.info("events.pruned", deleted=deleted, retention_days=settings.log_retention_days)

@@ -41,16 +41,28 @@ async def _count(db: Database, workspace_id: str) -> int:
 
 async def test_prune_deletes_old_events_in_batches(db: Database) -> None:
     tenant = await make_tenant(db)
-    await _add(db, tenant.id, 2500, timedelta(days=400))
+    # Younger than the test app's own background pruning would take (90 days), older than 10 days.
+    await _add(db, tenant.id, 2500, timedelta(days=15))
     await _add(db, tenant.id, 3, timedelta(days=1))
     # A repeated refusal first seen long ago but repeated lately stays.
     await _add(
-        db, tenant.id, 1, timedelta(days=400), status=401, outcome="failure", repeats=5, last_at=utcnow()
+        db, tenant.id, 1, timedelta(days=15), status=401, outcome="failure", repeats=5, last_at=utcnow()
     )
-    deleted = await provisioning_log.prune(db, 365, batch=1000, pause_seconds=0)
-    assert deleted >= 2500
+    statements: list[int] = []
+    original = db.writing
+
+    def counted() -> object:
+        statements.append(1)
+        return original()
+
+    db.writing = counted  # type: ignore[method-assign]
+    try:
+        deleted = await provisioning_log.prune(db, 10, batch=1000, pause_seconds=0)
+    finally:
+        del db.writing
+    assert deleted >= 2500 and len(statements) >= 3  # at most 1,000 rows per transaction
     assert await _count(db, tenant.id) == 4
-    assert await provisioning_log.prune(db, 365, batch=1000, pause_seconds=0) == 0
+    assert await provisioning_log.prune(db, 10, batch=1000, pause_seconds=0) == 0
 
 
 async def test_the_server_prunes_in_the_background(db: Database, settings: Settings) -> None:
@@ -100,7 +112,7 @@ async def test_cli_log_json_contract_and_prune(database_url: str, db: Database) 
     )
     assert "No workspace" in fails(cli(database_url, "log", f"nope-{tenant.key}", "--json"), "not_found")
 
-    await _add(db, tenant.id, 2, timedelta(days=500))
-    pruned = ok(cli(database_url, "log-prune", "--days", "400", "--json"))
-    assert pruned["retention_days"] == 400 and pruned["deleted"] >= 2
+    await _add(db, tenant.id, 2, timedelta(days=15))
+    pruned = ok(cli(database_url, "log-prune", "--days", "12", "--json"))
+    assert pruned["retention_days"] == 12 and pruned["deleted"] >= 2
     assert await _count(db, tenant.id) == 3

@@ -121,14 +121,15 @@ async def test_refused_requests_are_counted_not_listed(http: httpx.AsyncClient, 
     async with db.reading() as session:
         rows = (
             await session.execute(
-                select(ProvisioningEvent.status, ProvisioningEvent.repeats).where(
-                    ProvisioningEvent.workspace_id == tenant.id
-                )
+                select(
+                    ProvisioningEvent.status, ProvisioningEvent.repeats, ProvisioningEvent.credential
+                ).where(ProvisioningEvent.workspace_id == tenant.id)
             )
         ).all()
-    assert [r for r in rows if r.status == 404] == [(404, 1)] * statuses.count(404)
-    refused = [r.repeats for r in rows if r.status == 429]
-    assert 1 <= len(refused) <= 2 and sum(refused) == statuses.count(429)
+    assert [(r.status, r.repeats) for r in rows if r.status == 404] == [(404, 1)] * statuses.count(404)
+    refused = [r for r in rows if r.status == 429]
+    assert 1 <= len(refused) <= 2 and sum(r.repeats for r in refused) == statuses.count(429)
+    assert {r.credential for r in rows} == {rows[0].credential} and rows[0].credential.startswith("bearer:")
 
 
 async def test_a_seat_limit_is_still_403(http: httpx.AsyncClient, db: Database) -> None:

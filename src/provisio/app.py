@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import logging
 import secrets
@@ -18,6 +20,7 @@ from provisio.config import Settings, get_settings
 from provisio.console.install import install_console
 from provisio.db.engine import Database
 from provisio.db.migrate import check_current
+from provisio.domain.provisioning_log import prune_periodically
 from provisio.guards import RejectNulMiddleware
 from provisio.health import default_readiness, readyz
 from provisio.logging import configure_logging
@@ -75,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         db = Database.from_url(settings.database_url)
         limiter = None
         worker = None
+        pruning: asyncio.Task[None] | None = None
         try:
             await check_current(db, settings.database_url)
             app.state.db = db
@@ -82,6 +86,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if settings.outbox_worker:  # else `provisio worker` runs apart
                 worker = OutboxWorker(db, settings)
                 worker.start()
+            if settings.log_prune_in_background:
+                pruning = asyncio.create_task(prune_periodically(db, settings))
             # Everything loaded so far (models, schemas, compiled statements) lives as long as the
             # process: out of the collector's sight, a full collection no longer walks it (measured: a
             # few percent of a list page's CPU, and fewer long pauses).
@@ -92,6 +98,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             gc.unfreeze()
             if worker is not None:
                 await worker.stop()
+            if pruning is not None:
+                pruning.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await pruning
             if limiter is not None:
                 await limiter.close()
             await db.dispose()

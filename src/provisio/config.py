@@ -153,6 +153,17 @@ class Settings(BaseSettings):
         gt=0,
         description="Health: a due notification waiting longer means the worker is stuck.",
     )
+    # The provisioning log (provisio.domain.provisioning_log): how long events are kept, and the pruning.
+    log_retention_days: int = Field(
+        default=90, ge=1, description="Days a provisioning-log event is kept before it is pruned."
+    )
+    log_prune_in_background: bool = Field(
+        default=True,
+        description="Prune the provisioning log from the server itself (off: run `provisio log-prune`).",
+    )
+    log_prune_interval_seconds: float = Field(
+        default=3600.0, gt=0, description="Time between two background prunings of the provisioning log."
+    )
     log_level: str = "INFO"
     log_json: bool = True
     # Operations endpoints (provisio.health, provisio.metrics).

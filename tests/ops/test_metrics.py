@@ -87,13 +87,16 @@ async def test_provisioning_outcomes_by_operation(client: httpx.AsyncClient, ten
     patched = await client.patch(f"{tenant.base}/Users/{member}", json=patch, headers=headers)
     assert patched.status_code == 200, patched.text
     assert (await client.delete(f"{tenant.base}/Users/{member}", headers=headers)).status_code == 204
-    # Refused before any workspace is known: no provisioning event, so not counted.
+    # Refused credentials on the workspace's Tenant URL are a logged failure; on an unknown workspace
+    # nothing is logged, so nothing is counted.
     assert (await client.post(f"{tenant.base}/Users", json=user)).status_code == 401
+    unknown = tenant.base.replace(tenant.key, f"no-such-{uuid.uuid4().hex[:8]}")
+    assert (await client.post(f"{unknown}/Users", json=user, headers=headers)).status_code == 401
 
     after = {key: _events(*key) for key in before}
     assert {key: after[key] - before[key] for key in before} == {
         ("create", "success"): 1,
-        ("create", "failure"): 1,
+        ("create", "failure"): 2,
         ("patch", "success"): 1,
         ("delete", "success"): 1,
     }

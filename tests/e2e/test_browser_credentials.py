@@ -72,6 +72,12 @@ def test_credentials_at_the_top_and_never_reissued(server: tuple[LiveServer, OAu
         page.get_by_label("Password").fill(PASSWORD)
         page.get_by_role("button", name="Sign in").click()
         expect(page.get_by_role("heading", name="SCIM provisioning")).to_be_visible()
+        # Client Credentials (Entra): no Authorization URL or redirect URIs, and Entra's field names.
+        expect(page.get_by_role("textbox", name="Authorization URL")).to_have_count(0)
+        expect(page.get_by_role("heading", name="Redirect URIs")).to_have_count(0)
+        expect(page.get_by_role("textbox", name="Token URL")).to_have_accessible_description(
+            "In Microsoft Entra: “Token Endpoint”."
+        )
 
         page.get_by_role("button", name="Generate Credentials").click()
         secret_box = page.get_by_role("textbox", name="Client Secret")
@@ -83,6 +89,9 @@ def test_credentials_at_the_top_and_never_reissued(server: tuple[LiveServer, OAu
         box = secret_box.bounding_box()
         assert box is not None and box["y"] + box["height"] < VIEWPORT["height"]
         client_id = page.get_by_role("textbox", name="Client ID").input_value()
+        expect(page.get_by_role("textbox", name="Client ID")).to_have_accessible_description(
+            "In Microsoft Entra: “Client Identifier”."
+        )
         secret = secret_box.input_value()
         assert page.url.endswith("?notice=generated")
         issued = _clients(url, tenant.id)

@@ -20,12 +20,13 @@ from provisio.domain.scim_credentials import (
     previous_secret,
 )
 from provisio.domain.scim_methods import LABELS, OAUTH_METHODS, ScimMethod
-from provisio.domain.scim_settings import scim_urls
+from provisio.domain.scim_settings import ScimUrls, scim_urls
 
 METHOD_HINTS = {
     ScimMethod.AUTHORIZATION_CODE: "For Okta. Okta signs in here once; a workspace admin allows access.",
     ScimMethod.CLIENT_CREDENTIALS: "For Microsoft Entra ID (“OAuth2 client credentials grant”).",
-    ScimMethod.BEARER: "Only for identity providers that support neither OAuth option.",
+    ScimMethod.BEARER: "Only for identity providers that support neither OAuth option "
+    "(Microsoft Entra: “Secret Token”).",
 }
 
 NOTICES = {
@@ -54,6 +55,72 @@ IDP_STEPS = {
     "and click Test Connection",
     ScimMethod.BEARER: "paste the new token in your identity provider",
 }
+
+
+@dataclass(frozen=True)
+class IdpField:
+    """A value the admin copies into the identity provider, with the name the IdP's form gives it."""
+
+    id: str
+    label: str
+    value: str
+    hint: str
+
+
+# Where each method's values go, in the words of the form the admin fills in: Okta's Provisioning >
+# Integration (OAuth 2, Authorization Code), Entra's Provisioning > Admin Credentials (*OAuth2 client
+# credentials grant*, or *Secret Token* for a long-lived token). The Authorization URL (and the redirect
+# URIs) exist only for Authorization Code; a bearer token needs no Token URL.
+IDP_FORMS = {
+    ScimMethod.AUTHORIZATION_CODE: "Okta (Provisioning > Integration)",
+    ScimMethod.CLIENT_CREDENTIALS: "Microsoft Entra (Provisioning > Admin Credentials)",
+    ScimMethod.BEARER: "your identity provider (Microsoft Entra: Provisioning > Admin Credentials)",
+}
+IDP_FIELD_NAMES: dict[ScimMethod, dict[str, str]] = {
+    ScimMethod.AUTHORIZATION_CODE: {
+        "authorization-url": "Authorization endpoint URI",
+        "tenant-url": "SCIM connector base URL",
+        "token-url": "Access token endpoint URI",
+        "client-id": "Client ID",
+        "client-secret": "Client Secret",
+    },
+    ScimMethod.CLIENT_CREDENTIALS: {
+        "tenant-url": "Tenant URL",
+        "token-url": "Token Endpoint",
+        "client-id": "Client Identifier",
+        "client-secret": "Client Secret",
+    },
+    ScimMethod.BEARER: {"tenant-url": "Tenant URL", "bearer-token": "Secret Token"},
+}
+FIELD_LABELS = {
+    "authorization-url": "Authorization URL",
+    "tenant-url": "Tenant URL",
+    "token-url": "Token URL",
+    "client-id": "Client ID",
+    "client-secret": "Client Secret",
+    "bearer-token": "Bearer token",
+}
+
+
+def idp_hint(method: ScimMethod, field: str) -> str:
+    """``In Okta: “SCIM connector base URL”.``: the field of the IdP's form that takes ``field``."""
+    idp = "Microsoft Entra" if method is ScimMethod.BEARER else IDP_NAMES[method].removesuffix(" ID")
+    return f"In {idp}: “{IDP_FIELD_NAMES[method][field]}”."
+
+
+def url_fields(method: ScimMethod, urls: ScimUrls) -> list[IdpField]:
+    values = {
+        "authorization-url": urls.authorization_url,
+        "tenant-url": urls.tenant_url,
+        "token-url": urls.token_url,
+    }
+    return [
+        IdpField(field, FIELD_LABELS[field], values[field], idp_hint(method, field))
+        for field in IDP_FIELD_NAMES[method]
+        if field in values
+    ]
+
+
 ROTATION_LABELS = {
     RotationWindow.NONE: "No: the current {what} stops now",
     RotationWindow.HOUR: "Keep the current {what} working for 1 hour",
@@ -86,7 +153,9 @@ async def scim_page_context(
         client = None
     return {
         "workspace": workspace,
-        "urls": scim_urls(settings, workspace.key),
+        "url_fields": url_fields(method, scim_urls(settings, workspace.key)),
+        "idp_form": IDP_FORMS[method],
+        "hints": {field: idp_hint(method, field) for field in IDP_FIELD_NAMES[method]},
         "method": method,
         "is_oauth": method in OAUTH_METHODS,
         "methods": [

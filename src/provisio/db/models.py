@@ -220,11 +220,38 @@ class ProvisioningEvent(Base):
     outcome: Mapped[str] = mapped_column(String(20))
     status: Mapped[int] = mapped_column(Integer)
     detail: Mapped[str | None] = mapped_column(Text)
+    # What the provisioning log shows of the request (provisio.domain.events): never a secret.
+    request_id: Mapped[str | None] = mapped_column(String(128))
+    credential: Mapped[str | None] = mapped_column(String(200))
+    user_agent: Mapped[str | None] = mapped_column(String(200))
+    scim_type: Mapped[str | None] = mapped_column(String(40))
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    request_body: Mapped[str | None] = mapped_column(Text)
+    # Refusals that repeat (401, 429) are counted on one row per key and minute instead of one row each;
+    # ``aggregate_key`` is that key (NULL on every other event) and ``last_at`` the latest repeat.
+    repeats: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
+    last_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    aggregate_key: Mapped[str | None] = mapped_column(String(255))
 
     __table_args__ = (
         Index("ix_events_workspace_at", "workspace_id", "at"),
         # The newest events of the members of one page of the console's list (last changed by).
         Index("ix_events_workspace_member", "workspace_id", "member_id", "id"),
+        # The provisioning log, newest first in pages of ids (read backwards: both databases scan a
+        # b-tree in either direction, so "id DESC" in the index would buy nothing), with or without filters.
+        Index("ix_events_workspace_id", "workspace_id", "id"),
+        Index("ix_events_workspace_outcome", "workspace_id", "outcome", "id"),
+        Index("ix_events_workspace_user_name", "workspace_id", "user_name", "id"),
+        Index("ix_events_workspace_credential", "workspace_id", "credential", "id"),
+        # Finds the row a repeated refusal adds to; only aggregated rows are in it.
+        Index(
+            "uq_events_workspace_aggregate",
+            "workspace_id",
+            "aggregate_key",
+            unique=True,
+            sqlite_where=text("aggregate_key IS NOT NULL"),
+            postgresql_where=text("aggregate_key IS NOT NULL"),
+        ),
     )
 
 

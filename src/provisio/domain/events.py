@@ -29,6 +29,12 @@ class Event:
     member_id: str | None = None
     user_name: str | None = None
     detail: str | None = None
+    request_id: str | None = None
+    credential: str | None = None
+    user_agent: str | None = None
+    scim_type: str | None = None
+    duration_ms: int | None = None
+    request_body: str | None = None
 
     def row(self) -> dict[str, Any]:
         # The log must never be what fails: values a client sent are cut to their column's width.
@@ -43,6 +49,15 @@ class Event:
             "member_id": member_id if member_id is None or len(member_id) <= 36 else None,
             "user_name": self.user_name[:512] if self.user_name else self.user_name,
             "detail": self.detail,
+            "request_id": self.request_id[:128] if self.request_id else self.request_id,
+            "credential": self.credential[:200] if self.credential else self.credential,
+            "user_agent": self.user_agent[:200] if self.user_agent else self.user_agent,
+            "scim_type": self.scim_type[:40] if self.scim_type else self.scim_type,
+            "duration_ms": self.duration_ms,
+            "request_body": self.request_body,
+            "repeats": 1,
+            "last_at": None,
+            "aggregate_key": None,
         }
 
     def params(self) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -10,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from provisio.config import Settings
 from provisio.db.models import Workspace
 from provisio.domain import redirect_uris as redirect_service
+from provisio.domain.connection_status import connection_status
 from provisio.domain import scim_credentials as credential_service
 from provisio.domain.scim_credentials import (
     CLIENT_SECRET_PREFIX,
@@ -128,6 +130,20 @@ ROTATION_LABELS = {
 }
 
 
+def relative(moment: datetime, now: datetime) -> str:
+    """``3 hours ago``, ``in 5 days``: beside the exact time, for the connection status."""
+    seconds = int((now - moment).total_seconds())
+    future, seconds = seconds < 0, abs(seconds)
+    if seconds < 60:
+        return "just now"
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = seconds // size
+            text = f"{count} {unit}{'s' if count != 1 else ''}"
+            return f"in {text}" if future else f"{text} ago"
+    return "just now"
+
+
 @dataclass(frozen=True)
 class MethodChoice:
     value: str
@@ -170,6 +186,9 @@ async def scim_page_context(
         "replaced_token_ends": await credential_service.replaced_bearer_expiry(session, workspace.id)
         if method is ScimMethod.BEARER
         else None,
+        "connection": await connection_status(session, workspace),
+        "relative": relative,
+        "log_path": f"/console/workspaces/{workspace.key}/log",
         "issued": issued,
         "notice": NOTICES.get(notice or ""),
         "error": error,

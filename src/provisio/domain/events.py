@@ -1,22 +1,81 @@
-"""The provisioning log: every state change and every failure an IdP caused, per workspace."""
+"""The provisioning log: every state change and every failure an IdP caused, per workspace.
+
+A success is written in the statement or transaction of its change. A failure is written afterwards in
+a short transaction of its own that can never fail the request (``record_failure``). Refusals that an
+unauthenticated or runaway client can repeat at will (401, 429) are counted instead of listed: one row
+per workspace, operation, status, credential and minute, whose ``repeats`` and ``last_at`` grow.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Insert, Table, bindparam, insert, select
+import orjson
+import structlog
+from sqlalchemy import ColumnElement, Insert, Table, bindparam, insert, select, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import FromClause
 
+from provisio.db.engine import Database
 from provisio.db.models import ProvisioningEvent, utcnow
+
+log = structlog.get_logger("provisio.events")
 
 _EVENTS = cast(Table, ProvisioningEvent.__table__)
 SUCCESS = "success"  # the outcome of a change that was made (failures are logged too)
+FAILURE = "failure"
+OUTCOMES = (SUCCESS, FAILURE)
+# Statuses counted on one row per minute rather than one row per request (see the module's docstring).
+AGGREGATED_STATUSES = frozenset({401, 429})
+BODY_CAP = 4096  # characters of redacted request body kept with an event
+REDACTED = "[redacted]"
+# Attribute names whose values are secrets whatever their depth: passwords, tokens, keys, credentials.
+_SECRET_NAME = re.compile(r"pass(word|wd|phrase)|secret|token|credential|api[-_]?key|private[-_]?key", re.I)
+# Values that look like a secret even under an innocent name: a bearer header, a JWT, a PEM key.
+_SECRET_VALUE = re.compile(
+    r"^(bearer|basic)\s+\S+|^eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+\.|-----BEGIN [A-Z ]*PRIVATE KEY-----",
+    re.IGNORECASE,
+)
 
 # A plain INSERT, not an ORM object: nothing reads the event back, and an ORM flush of one new row costs
 # several times the statement (an event is written with every SCIM change).
 _INSERT = insert(_EVENTS)
+
+
+def _secret_name(name: object) -> bool:
+    return isinstance(name, str) and _SECRET_NAME.search(name) is not None
+
+
+def _redacted(value: Any) -> Any:
+    if isinstance(value, dict):
+        # A PATCH operation names its attribute in "path": {"path": "password", "value": "…"}.
+        secret_path = _secret_name(value.get("path"))
+        return {
+            key: REDACTED if secret_path and key == "value" else _redacted(item)
+            for key, item in value.items()
+            if not _secret_name(key)
+        }
+    if isinstance(value, list):
+        return [_redacted(item) for item in value]
+    if isinstance(value, str) and _SECRET_VALUE.search(value):
+        return REDACTED
+    return value
+
+
+def redact_body(body: Any, cap: int = BODY_CAP) -> str | None:
+    """A request body as the log keeps it: JSON without any attribute named like a secret (passwords,
+    tokens, keys: at any depth, PATCH paths included) or any value that looks like one, cut to ``cap``
+    characters with a note that it was."""
+    if body is None:
+        return None
+    text_ = orjson.dumps(_redacted(body), option=orjson.OPT_NON_STR_KEYS).decode()
+    if len(text_) <= cap:
+        return text_
+    return f"{text_[:cap]}… [cut: {len(text_)} characters, the first {cap} kept]"
 
 
 @dataclass(frozen=True)
@@ -96,3 +155,63 @@ async def record_event(
 
 async def record(session: AsyncSession, event: Event) -> None:
     await session.execute(_INSERT, event.row())
+
+
+def aggregate_key(event: Event, at: datetime) -> str:
+    """The row a repeated refusal is counted on: its minute, status, operation and credential (or, for
+    a caller without a known credential, how it was refused). Never anything the caller can vary at will,
+    such as the token it sent, so that a flood adds to a bounded number of rows."""
+    who = event.credential or event.actor
+    return f"{at:%Y-%m-%dT%H:%M}|{event.status}|{event.action}|{who}"[:255]
+
+
+_REPEAT: dict[str, Insert] = {}
+
+
+def _repeat_statement(dialect: str) -> Insert:
+    """INSERT of an aggregated row, or one more repeat on the row of the same key (ON CONFLICT on the
+    partial unique index ``uq_events_workspace_aggregate``): one statement, no race between two repeats."""
+    if dialect not in _REPEAT:
+        upsert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_EVENTS)
+        _REPEAT[dialect] = upsert.on_conflict_do_update(
+            index_elements=["workspace_id", "aggregate_key"],
+            index_where=text("aggregate_key IS NOT NULL"),
+            set_={"repeats": _EVENTS.c.repeats + 1, "last_at": upsert.excluded.last_at},
+        )
+    return _REPEAT[dialect]
+
+
+async def record_repeat(session: AsyncSession, event: Event) -> None:
+    row = event.row()
+    row.update(last_at=row["at"], aggregate_key=aggregate_key(event, row["at"]))
+    await session.execute(_repeat_statement(session.get_bind().dialect.name), row)
+
+
+async def record_failure(db: Database, event: Event) -> None:
+    """Write a failure in a short transaction of its own (one statement on PostgreSQL), after the
+    request's own work ended. A log write that fails is logged by the server and dropped: the IdP still
+    gets its answer."""
+    if event.outcome != FAILURE:
+        event = replace(event, outcome=FAILURE)
+    try:
+        if db.single_statement_writes:
+            async with db.autocommit() as session:
+                await _write_failure(session, event)
+        else:
+            async with db.writing() as session:
+                await _write_failure(session, event)
+    except Exception:
+        log.warning(
+            "events.write_failed",
+            workspace_id=event.workspace_id,
+            action=event.action,
+            status=event.status,
+            exc_info=True,
+        )
+
+
+async def _write_failure(session: AsyncSession, event: Event) -> None:
+    if event.status in AGGREGATED_STATUSES:
+        await record_repeat(session, event)
+    else:
+        await record(session, event)

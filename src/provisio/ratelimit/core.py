@@ -128,6 +128,7 @@ class _Lease:
 @dataclass(frozen=True)
 class Refused:
     retry_after: float  # seconds
+    who: object = None  # for an early refusal, what ``remember_refusal`` was told of the caller
 
 
 class Limiter:
@@ -148,7 +149,8 @@ class Limiter:
         self.lease = lease
         self.clock = clock
         self._leases: dict[str, _Lease] = {}
-        self._refused_credentials: dict[str, str] = {}  # credential -> its refused key (refused_early)
+        # credential -> its refused key and caller (refused_early)
+        self._refused_credentials: dict[str, tuple[str, object]] = {}
 
     def refused_early(self, credential: str) -> Refused | None:
         """Whether ``credential`` (what the caller sent, with the URL it sent it to) was last seen
@@ -156,20 +158,21 @@ class Limiter:
         costs a database statement, so a flooding tenant's excess stays cheap for everyone else. Only
         a request that authenticated and was refused puts its credential here (``remember_refusal``):
         a stranger cannot make another tenant's requests refused early."""
-        key = self._refused_credentials.get(credential)
-        if key is None:
+        remembered = self._refused_credentials.get(credential)
+        if remembered is None:
             return None
+        key, who = remembered
         now = self.clock()
         lease = self._leases.get(key)
         if lease is None or now >= lease.refused_until or lease.tokens > 0:
             del self._refused_credentials[credential]
             return None
-        return Refused(lease.refused_until - now)
+        return Refused(lease.refused_until - now, who)
 
-    def remember_refusal(self, credential: str, key: str) -> None:
+    def remember_refusal(self, credential: str, key: str, who: object = None) -> None:
         if len(self._refused_credentials) >= MAX_REMEMBERED_REFUSALS:
             self._refused_credentials.clear()  # bounded memory; forgetting costs only a statement each
-        self._refused_credentials[credential] = key
+        self._refused_credentials[credential] = (key, who)
 
     async def admit(self, key: str) -> Refused | None:
         """None when the request may go on; otherwise how long the caller should wait. Costs no I/O

@@ -7,12 +7,13 @@ caller learns nothing about other tenants.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from provisio.db.models import Member, ScimToken, UTCDateTime, Workspace, utcnow
+from provisio.db.models import Member, OAuthClient, OAuthToken, ScimToken, UTCDateTime, Workspace, utcnow
 from provisio.domain import members
 from provisio.domain.hashing import hash_secret
 from provisio.domain.scim_methods import ScimMethod
@@ -30,6 +31,9 @@ class Caller:
 
     workspace: WorkspaceIdentity
     actor: str
+    # Which credential, and by which method: "<method>:<OAuth client id or bearer token id>", never a
+    # secret (the provisioning log's credential).
+    credential: str | None = None
 
 
 # Built once: statement construction costs more than running this indexed lookup.
@@ -42,6 +46,7 @@ _CALLER = (
         ScimToken.id,
         ScimToken.label,
         access_token_client(),
+        Workspace.scim_auth_method,
     )
     .outerjoin(
         ScimToken,
@@ -76,11 +81,11 @@ def _caller(row: Any) -> Caller | None:
     """The caller if the token is a live credential of the workspace's chosen method: an OAuth access
     token, or a legacy bearer token only while the workspace uses the bearer method."""
     workspace = WorkspaceIdentity(*row[:_IDENTITY_COLUMNS])
-    token_id, label, client_id = row[_IDENTITY_COLUMNS:_CALLER_COLUMNS]
+    token_id, label, client_id, method = row[_IDENTITY_COLUMNS:_CALLER_COLUMNS]
     if client_id is not None:
-        return Caller(workspace, f"OAuth client {client_id}")
+        return Caller(workspace, f"OAuth client {client_id}", f"{method}:{client_id}")
     if token_id is not None:
-        return Caller(workspace, f"bearer token {label or token_id[:8]}")
+        return Caller(workspace, f"bearer token {label or token_id[:8]}", f"{ScimMethod.BEARER}:{token_id}")
     return None
 
 
@@ -144,6 +149,94 @@ async def authenticate_with_member(
         return _checked(await _caller_for_token(session, workspace_key, token)), None
     member = members.MemberResource(*row[_CALLER_COLUMNS:]) if as_row else row[_CALLER_COLUMNS]
     return _checked(_caller(row)), member
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Whose request was refused with 401 on an existing workspace's Tenant URL, as far as it can be
+    told without trusting the caller: the workspace, the credential if it is one of the workspace's
+    (revoked, expired, of another method), and how the provisioning log names the caller."""
+
+    workspace_id: str
+    actor: str
+    credential: str | None
+
+
+_WORKSPACE_BY_KEY = select(Workspace.id, Workspace.scim_enabled, Workspace.scim_auth_method).where(
+    Workspace.key == bindparam("workspace_key")
+)
+_TOKEN_OF_WORKSPACE = select(ScimToken.id, ScimToken.label, ScimToken.revoked_at, ScimToken.expires_at).where(
+    ScimToken.workspace_id == bindparam("workspace_id"), ScimToken.token_hash == bindparam("token_hash")
+)
+_ACCESS_TOKEN_OF_WORKSPACE = (
+    select(
+        OAuthClient.client_id,
+        OAuthClient.grant_method,
+        OAuthClient.revoked_at,
+        OAuthToken.revoked_at,
+        OAuthToken.access_expires_at,
+    )
+    .join(OAuthClient, OAuthClient.id == OAuthToken.client_pk)
+    .where(
+        OAuthToken.workspace_id == bindparam("workspace_id"),
+        OAuthToken.access_token_hash == bindparam("token_hash"),
+    )
+)
+
+
+async def refusal(session: AsyncSession, workspace_key: str, authorization: str | None) -> Refusal | None:
+    """Who a 401 on ``workspace_key``'s Tenant URL was for (None: no workspace has that key, and nothing
+    is logged). Runs only after a refusal, never on the path of an accepted request."""
+    ws = (await session.execute(_WORKSPACE_BY_KEY, {"workspace_key": workspace_key})).first()
+    if ws is None:
+        return None
+    workspace_id, scim_enabled, method = ws
+    try:
+        token = bearer_token(authorization)
+    except Unauthorized:
+        return Refusal(workspace_id, "no bearer credential", None)
+    params = {"workspace_id": workspace_id, "token_hash": hash_secret(token)}
+    now = utcnow()
+    bearer = (await session.execute(_TOKEN_OF_WORKSPACE, params)).first()
+    if bearer is not None:
+        token_id, label, revoked_at, expires_at = bearer
+        name = f"bearer token {label or token_id[:8]}"
+        return Refusal(
+            workspace_id,
+            _why(name, scim_enabled, revoked_at, expires_at, now, method, "bearer"),
+            f"{ScimMethod.BEARER}:{token_id}",
+        )
+    access = (await session.execute(_ACCESS_TOKEN_OF_WORKSPACE, params)).first()
+    if access is not None:
+        client_id, grant_method, client_revoked, token_revoked, expires_at = access
+        revoked_at = client_revoked or token_revoked
+        name = f"OAuth client {client_id}"
+        return Refusal(
+            workspace_id,
+            _why(name, scim_enabled, revoked_at, expires_at, now, method, grant_method),
+            f"{grant_method}:{client_id}",
+        )
+    return Refusal(workspace_id, "unknown credential", None)
+
+
+def _why(
+    name: str,
+    scim_enabled: bool,
+    revoked_at: datetime | None,
+    expires_at: datetime | None,
+    now: datetime,
+    method: str,
+    credential_method: str,
+) -> str:
+    if revoked_at is not None:
+        return f"{name} (revoked)"
+    if expires_at is not None and expires_at <= now:
+        return f"{name} (expired)"
+    if credential_method != method:
+        return f"{name} (not the workspace's method)"
+    if not scim_enabled:
+        return f"{name} (SCIM off)"
+    return name
 
 
 def _checked(caller: Caller | None) -> Caller:

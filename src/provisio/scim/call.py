@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,10 +33,16 @@ class ScimCall:
     # (``provisio.db.availability.retry_once``).
     body: Any = None
     admitted: bool = False  # counted by the rate limit, once however many times the request runs
+    # What the provisioning log names: the operation (the route's; a handler may refine it), the member
+    # of the URL, when the request started, and the caller a 429 refused before it was recorded.
+    action: str = "request"
+    member_id: str | None = None
+    started: float = field(default_factory=time.perf_counter)
+    refused_caller: Caller | None = None
 
     def start_over(self) -> ScimCall:
         """The call as it was before authentication, body kept: for a run of the request."""
-        self.caller, self.workspace_id, self.base = None, "", ""
+        self.caller, self.workspace_id, self.base, self.refused_caller = None, "", "", None
         return self
 
     async def authenticate(self, session: AsyncSession) -> Caller:
@@ -69,8 +76,9 @@ class ScimCall:
 
     async def _admit(self, caller: Caller) -> None:
         """The workspace's rate limit, keyed on the authenticated workspace: requests without its
-        credentials cannot spend its budget. Checked before the caller is recorded, so that a refusal
-        writes nothing (no provisioning-log entry): a flood of refused requests stays cheap. A request
+        credentials cannot spend its budget. Checked before the caller is recorded; a refusal is counted
+        on the provisioning log's one row for the minute (``provisio.domain.events``), so a flood of
+        refused requests stays cheap. A request
         that authenticates twice (a PUT retried in the locking transaction, a request run again on a
         fresh database connection) is counted once."""
         if self.limiter is None or self.admitted:
@@ -79,7 +87,8 @@ class ScimCall:
         key = f"scim:{caller.workspace.id}"
         refused = await self.limiter.admit(key)
         if refused is not None:
-            self.limiter.remember_refusal(self._credential(), key)
+            self.limiter.remember_refusal(self._credential(), key, caller)
+            self.refused_caller = caller
             raise self._rate_limited(refused.retry_after)
 
     def _refuse_early(self) -> None:
@@ -89,6 +98,7 @@ class ScimCall:
         refused = self.limiter.refused_early(self._credential())
         if refused is not None:
             self.admitted = True
+            self.refused_caller = refused.who if isinstance(refused.who, Caller) else None
             raise self._rate_limited(refused.retry_after)
 
     def _credential(self) -> str:

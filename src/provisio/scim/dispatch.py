@@ -30,6 +30,7 @@ from provisio.scim.errors import (
     ScimError,
 )
 from provisio.scim.paths import SCIM_PREFIX, app_path
+from provisio.scim.request_log import log_failure
 from provisio.scim.responses import error_response, from_domain
 
 log = structlog.get_logger("provisio.scim")
@@ -41,10 +42,14 @@ Handler = Callable[..., Awaitable[Response]]
 
 @dataclass(frozen=True)
 class Route:
-    """A matched URL template; ``path`` is what metrics label requests with (never the raw path)."""
+    """A matched URL template; ``path`` is what metrics label requests with (never the raw path),
+    ``action`` the operation the provisioning log names, and ``member`` whether the id argument is a
+    member's."""
 
     path: str
     handler: Handler
+    action: str = "request"
+    member: bool = False
 
 
 # (method, first segment, second segment) -> route; the second is "" when there is none, a literal such
@@ -95,7 +100,13 @@ class ScimDispatchMiddleware:
         request = Request(scope, receive)
         state = scope["app"].state
         call = ScimCall(
-            request=request, db=state.db, settings=state.settings, workspace_key=key, limiter=state.limiter
+            request=request,
+            db=state.db,
+            settings=state.settings,
+            workspace_key=key,
+            limiter=state.limiter,
+            action=route.action,
+            member_id=args[0] if route.member and args else None,
         )
         response = await _run(call, route.handler, args)
         await response(scope, receive, send)
@@ -105,20 +116,28 @@ async def _run(call: ScimCall, handler: Handler, args: list[str]) -> Response:
     try:
         return await retry_once(lambda: handler(call.start_over(), *args))
     except DatabaseUnavailable as exc:
+        # Not in the provisioning log: the database that would take the line is the one missing.
         log.warning(
             "scim.unavailable", path=call.request.url.path, method=call.request.method, error=exc.detail
         )
         return error_response(SERVICE_UNAVAILABLE, {"Retry-After": str(RETRY_AFTER_SECONDS)})
-    except Unauthorized as exc:
-        return error_response(exc, {"WWW-Authenticate": exc.challenge})
-    except MethodNotAllowed as exc:
-        return error_response(exc, {"Allow": exc.allow})
-    except RateLimited as exc:
-        return error_response(exc, {"Retry-After": str(exc.retry_after)})
     except ScimError as exc:
-        return error_response(exc)
+        error = exc
     except DomainError as exc:
-        return error_response(from_domain(exc))
+        error = from_domain(exc)
     except Exception:
         log.exception("scim.internal_error", path=call.request.url.path, method=call.request.method)
-        return error_response(INTERNAL_ERROR)
+        error = INTERNAL_ERROR
+    if error.status != 408:  # the client left: nobody is told anything, and nothing is logged
+        await log_failure(call, error)
+    return _error_answer(error)
+
+
+def _error_answer(error: ScimError) -> Response:
+    if isinstance(error, Unauthorized):
+        return error_response(error, {"WWW-Authenticate": error.challenge})
+    if isinstance(error, MethodNotAllowed):
+        return error_response(error, {"Allow": error.allow})
+    if isinstance(error, RateLimited):
+        return error_response(error, {"Retry-After": str(error.retry_after)})
+    return error_response(error)

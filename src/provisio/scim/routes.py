@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
 import structlog
@@ -17,16 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from provisio.db.availability import DatabaseUnavailable
 from provisio.db.models import Member
 from provisio.domain import members as member_service
-from provisio.domain.errors import DomainError
-from provisio.domain.events import SUCCESS, Event, record, record_event
-from provisio.scim import discovery
+from provisio.domain.events import Event, record
+from provisio.scim import discovery, request_log
 from provisio.scim.call import ScimCall
 from provisio.scim.dispatch import ID, Handler, Route, RouteTable, ScimDispatchMiddleware
 from provisio.scim.errors import (
-    INTERNAL_ERROR,
     INVALID_SYNTAX,
     INVALID_VALUE,
     MethodNotAllowed,
@@ -45,14 +42,12 @@ from provisio.scim.listing import (
 )
 from provisio.scim.patch import apply_patch
 from provisio.scim.paths import SCIM_PREFIX
-from provisio.scim.responses import ScimResponse, from_domain
+from provisio.scim.responses import ScimResponse
 from provisio.scim.schemas import LIST_RESPONSE_SCHEMA, SEARCH_REQUEST_SCHEMA, user_schema
 from provisio.scim.serialize import RESOURCE_COLUMNS, MemberView, Projection, etag, user_resource
 from provisio.scim.values import normalise_document
 
 log = structlog.get_logger("provisio.scim")
-
-T = TypeVar("T")
 
 
 async def read_body(request: Request, max_bytes: int) -> bytes:
@@ -173,34 +168,8 @@ def _resource_response(
     return ScimResponse(projection.apply(user_schema(), resource), status_code=status, headers=headers)
 
 
-async def _logged(
-    call: ScimCall,
-    action: str,
-    user_name: str | None,
-    member_id: str | None,
-    work: Callable[[], Awaitable[T]],
-) -> T:
-    """Run ``work``; a failure is logged in a transaction of its own, so the IdP's error is in the
-    provisioning log too (a caller that fails authentication has no workspace log to write to). An
-    unavailable database is not: the request runs again, or answers 503, and the log could not take
-    the line anyway."""
-    try:
-        return await work()
-    except DatabaseUnavailable:
-        raise
-    except (ScimError, DomainError) as exc:
-        if call.caller is not None:
-            error = exc if isinstance(exc, ScimError) else from_domain(exc)
-            await _log_failure(call, action, user_name, member_id, error)
-        raise
-    except Exception:
-        if call.caller is not None:
-            await _log_failure(call, action, user_name, member_id, INTERNAL_ERROR)
-        raise
-
-
 def _success(call: ScimCall, action: str, status: int, member: Member) -> Event:
-    return Event(call.workspace_id, call.actor, action, SUCCESS, status, member.id, member.user_name)
+    return request_log.success(call, action, status, member)
 
 
 async def _write(
@@ -209,25 +178,20 @@ async def _write(
     operation: Callable[[AsyncSession, Member | None], Awaitable[Member]],
     *,
     status: int,
-    user_name: str | None = None,
     member_id: str | None = None,
 ) -> Member:
     """Authenticate and run ``operation`` in one write transaction with its provisioning event. With
     ``member_id``, the operation gets that member, read and locked with the authentication. A failure
-    rolls everything back and is logged (``_logged``)."""
-
-    async def run() -> Member:
-        async with call.db.writing() as session:
-            current = None
-            if member_id is None:
-                await call.authenticate(session)
-            else:
-                current = await call.authenticate_with_member(session, member_id, lock=True)
-            member = await operation(session, current)
-            await record(session, _success(call, action, status, member))
-            return member
-
-    return await _logged(call, action, user_name, member_id, run)
+    rolls everything back and is logged (``provisio.scim.dispatch``)."""
+    async with call.db.writing() as session:
+        current = None
+        if member_id is None:
+            await call.authenticate(session)
+        else:
+            current = await call.authenticate_with_member(session, member_id, lock=True)
+        member = await operation(session, current)
+        await record(session, _success(call, action, status, member))
+        return member
 
 
 # The member's new document, worked out from the member as read (None: the request changes nothing).
@@ -235,16 +199,12 @@ async def _write(
 DocumentBuilder = Callable[[Member], dict[str, Any] | None]
 
 
-async def _replace(
-    call: ScimCall, action: str, member_id: str, build: DocumentBuilder, *, user_name: str | None
-) -> Member:
+async def _replace(call: ScimCall, action: str, member_id: str, build: DocumentBuilder) -> Member:
     """PUT and PATCH. On PostgreSQL a change that no rule but the member's version depends on (no new
     userName, e-mail or seat: the usual profile update) is first tried as one statement; anything else,
     and a member changed concurrently in between, takes the locking transaction."""
     if call.db.single_statement_writes:
-        member = await _logged(
-            call, action, user_name, member_id, lambda: _replace_if_current(call, action, member_id, build)
-        )
+        member = await _replace_if_current(call, action, member_id, build)
         if member is not None:
             return member
 
@@ -255,7 +215,7 @@ async def _replace(
             await member_service.replace_member(session, call.workspace, member, doc, actor=call.actor)
         return member
 
-    return await _write(call, action, locked, status=200, user_name=user_name, member_id=member_id)
+    return await _write(call, action, locked, status=200, member_id=member_id)
 
 
 async def _replace_if_current(
@@ -274,26 +234,6 @@ async def _replace_if_current(
             session, call.workspace, member, plan, _success(call, action, 200, member)
         )
         return member if applied else None
-
-
-async def _log_failure(
-    call: ScimCall, action: str, user_name: str | None, member_id: str | None, error: ScimError
-) -> None:
-    log.info(
-        "scim.failure", workspace=call.workspace_key, action=action, status=error.status, detail=error.detail
-    )
-    async with call.db.writing() as session:
-        await record_event(
-            session,
-            workspace_id=call.workspace_id,
-            actor=call.actor,
-            action=action,
-            outcome="failure",
-            status=error.status,
-            member_id=member_id,
-            user_name=user_name,
-            detail=error.detail,
-        )
 
 
 def _user_document(body: Any) -> dict[str, Any]:
@@ -446,7 +386,7 @@ async def create_user(call: ScimCall) -> Response:
         doc = _user_document(body.get())
         return await member_service.create_member(session, call.workspace, doc, actor=call.actor)
 
-    member = await _write(call, "create", create, status=201, user_name=body.user_name)
+    member = await _write(call, "create", create, status=201)
     return _resource_response(call, member, status=201)
 
 
@@ -471,8 +411,8 @@ async def replace_user(call: ScimCall, member_id: str) -> Response:
             doc["externalId"] = member.external_id
         return doc
 
-    action = _activity_action(body.value)
-    member = await _replace(call, action, member_id, build, user_name=body.user_name)
+    action = call.action = _activity_action(body.value)
+    member = await _replace(call, action, member_id, build)
     return _resource_response(call, member)
 
 
@@ -492,7 +432,7 @@ async def patch_user(call: ScimCall, member_id: str) -> Response:
         result = apply_patch(member.doc, operations, user_schema())
         return _user_document(result.document) if result.changed else None
 
-    member = await _replace(call, "patch", member_id, build, user_name=None)
+    member = await _replace(call, "patch", member_id, build)
     return _resource_response(call, member)
 
 
@@ -545,24 +485,27 @@ async def unknown(call: ScimCall, rest: str) -> Response:
     )
 
 
-def _route(template: str, handler: Handler) -> Route:
-    return Route(f"{SCIM_PREFIX}{{workspace_key}}/{template}", handler)
+def _route(template: str, handler: Handler, action: str) -> Route:
+    member = template.startswith("Users/{")
+    return Route(f"{SCIM_PREFIX}{{workspace_key}}/{template}", handler, action, member)
 
 
 ROUTES: RouteTable = {
-    ("GET", "ServiceProviderConfig", ""): _route("ServiceProviderConfig", service_provider_config),
-    ("GET", "ResourceTypes", ""): _route("ResourceTypes", resource_types),
-    ("GET", "ResourceTypes", ID): _route("ResourceTypes/{type_id}", resource_type),
-    ("GET", "Schemas", ""): _route("Schemas", schemas),
-    ("GET", "Schemas", ID): _route("Schemas/{schema_id}", schema),
-    ("GET", "Users", ""): _route("Users", list_users),
-    ("POST", "Users", ""): _route("Users", create_user),
-    ("POST", "Users", ".search"): _route("Users/.search", search_users),
-    ("GET", "Users", ID): _route("Users/{member_id}", get_user),
-    ("PUT", "Users", ID): _route("Users/{member_id}", replace_user),
-    ("PATCH", "Users", ID): _route("Users/{member_id}", patch_user),
-    ("DELETE", "Users", ID): _route("Users/{member_id}", delete_user),
-    ("POST", ".search", ""): _route(".search", search_root),
+    ("GET", "ServiceProviderConfig", ""): _route(
+        "ServiceProviderConfig", service_provider_config, "discovery"
+    ),
+    ("GET", "ResourceTypes", ""): _route("ResourceTypes", resource_types, "discovery"),
+    ("GET", "ResourceTypes", ID): _route("ResourceTypes/{type_id}", resource_type, "discovery"),
+    ("GET", "Schemas", ""): _route("Schemas", schemas, "discovery"),
+    ("GET", "Schemas", ID): _route("Schemas/{schema_id}", schema, "discovery"),
+    ("GET", "Users", ""): _route("Users", list_users, "list"),
+    ("POST", "Users", ""): _route("Users", create_user, "create"),
+    ("POST", "Users", ".search"): _route("Users/.search", search_users, "search"),
+    ("GET", "Users", ID): _route("Users/{member_id}", get_user, "get"),
+    ("PUT", "Users", ID): _route("Users/{member_id}", replace_user, "update"),
+    ("PATCH", "Users", ID): _route("Users/{member_id}", patch_user, "patch"),
+    ("DELETE", "Users", ID): _route("Users/{member_id}", delete_user, "delete"),
+    ("POST", ".search", ""): _route(".search", search_root, "search"),
 }
 
 

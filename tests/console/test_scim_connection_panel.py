@@ -87,6 +87,16 @@ async def test_waiting_then_connected_after_real_requests(
     assert f'href="/console/workspaces/{tenant.key}/log?outcome=success"' in status
     assert f'href="/console/workspaces/{tenant.key}/log?outcome=failure"' in status
     assert "just now" in text_of(status, "credential-last-used")
+    assert text_of(status, "connection-idp") == "Okta"
+    assert "bearer token" in success
+
+    # A refused credential is a failure of this workspace too (still connected: a request succeeded).
+    wrong = {"Authorization": "Bearer pvs_not-the-token", "User-Agent": "Okta SCIM Client 1.0.0"}
+    assert (await client.get(f"{tenant.scim_base}/Users", headers=wrong)).status_code == 401
+    status = panel((await browser.get(page_path(tenant))).text)
+    assert text_of(status, "connection-state").startswith("Connected")
+    assert "status 401" in text_of(status, "last-failure")
+    assert text_of(status, "failures-24h") == "2"
 
 
 async def test_no_success_in_a_day_and_the_failure_detail(db: Database, browser: httpx.AsyncClient) -> None:

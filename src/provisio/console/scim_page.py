@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from provisio.config import Settings
 from provisio.db.models import Workspace
 from provisio.domain import redirect_uris as redirect_service
-from provisio.domain.connection_status import connection_status
 from provisio.domain import scim_credentials as credential_service
+from provisio.domain.connection_status import connection_status
 from provisio.domain.scim_credentials import (
     CLIENT_SECRET_PREFIX,
     ROTATION_DURATIONS,
@@ -144,6 +144,20 @@ def relative(moment: datetime, now: datetime) -> str:
     return "just now"
 
 
+def credential_label(credential: str | None) -> str | None:
+    """How the log names a credential (``<method>:<client ID or token id>``), in the page's words."""
+    if not credential:
+        return None
+    method, _, ident = credential.partition(":")
+    try:
+        chosen = ScimMethod(method)
+    except ValueError:
+        return credential
+    if chosen is ScimMethod.BEARER:
+        return f"bearer token {ident[:8]}"
+    return f"client {ident}"
+
+
 @dataclass(frozen=True)
 class MethodChoice:
     value: str
@@ -188,6 +202,7 @@ async def scim_page_context(
         else None,
         "connection": await connection_status(session, workspace),
         "relative": relative,
+        "credential_label": credential_label,
         "log_path": f"/console/workspaces/{workspace.key}/log",
         "issued": issued,
         "notice": NOTICES.get(notice or ""),

@@ -17,10 +17,9 @@ from sqlalchemy import case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from provisio.db.models import OAuthClient, OAuthToken, ProvisioningEvent, ScimToken, Workspace, utcnow
-from provisio.domain.events import SUCCESS
+from provisio.domain.events import FAILURE, SUCCESS
 from provisio.domain.scim_methods import ScimMethod
 
-FAILURE = "failure"
 # A successful request within this long means "connected"; the counts cover the same span.
 CONNECTED_WITHIN = timedelta(hours=24)
 # Okta refreshes its access token only when it has something to send, possibly weeks apart: warn this long

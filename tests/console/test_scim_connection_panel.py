@@ -134,6 +134,28 @@ async def test_no_success_in_a_day_and_the_failure_detail(db: Database, browser:
     failure = text_of(status, "last-failure")
     assert "status 403" in failure and "No free seat in workspace Acme (25 of 25 used)" in failure
     assert "2 hours ago" in failure
+    assert 'id="connection-polling"' not in status
+
+    # Entra still gets tokens with nothing to change: the panel says so beside "not connected".
+    async with db.writing() as session:
+        client_pk = (
+            await session.execute(select(OAuthClient.id).where(OAuthClient.client_id == tenant.client_id))
+        ).scalar_one()
+        session.add(
+            OAuthToken(
+                workspace_id=tenant.id,
+                client_pk=client_pk,
+                grant_type="client_credentials",
+                family_id=str(uuid.uuid4()),
+                access_token_hash=hash_secret(uuid.uuid4().hex),
+                issued_at=now - timedelta(minutes=30),
+                access_expires_at=now + timedelta(minutes=30),
+            )
+        )
+    status = panel((await browser.get(page_path(tenant))).text)
+    assert text_of(status, "connection-state").startswith("Not connected")
+    assert "30 minutes ago" in text_of(status, "connection-polling")
+    assert "30 minutes ago" in text_of(status, "credential-last-used")
 
 
 async def _refresh_token(db: Database, tenant: OAuthTenant, expires_in: timedelta) -> None:

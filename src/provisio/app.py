@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import secrets
 from collections.abc import AsyncIterator
@@ -17,6 +19,7 @@ from provisio.config import Settings, get_settings
 from provisio.console.install import install_console
 from provisio.db.engine import Database
 from provisio.db.migrate import check_current
+from provisio.domain.provisioning_log import prune_periodically
 from provisio.guards import RejectNulMiddleware
 from provisio.logging import configure_logging
 from provisio.metrics import MetricsMiddleware, metrics_endpoint
@@ -71,10 +74,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database.from_url(settings.database_url)
         limiter = None
+        pruning: asyncio.Task[None] | None = None
         try:
             await check_current(db, settings.database_url)
             app.state.db = db
             app.state.limiter = limiter = scim_limiter(settings)
+            if settings.log_prune_in_background:
+                pruning = asyncio.create_task(prune_periodically(db, settings))
             # Everything loaded so far (models, schemas, compiled statements) lives as long as the
             # process: out of the collector's sight, a full collection no longer walks it (measured: a
             # few percent of a list page's CPU, and fewer long pauses).
@@ -83,6 +89,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             gc.unfreeze()
+            if pruning is not None:
+                pruning.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await pruning
             if limiter is not None:
                 await limiter.close()
             await db.dispose()

@@ -16,7 +16,7 @@ from provisio.db.engine import Database
 from provisio.db.migrate import upgrade
 from provisio.domain import admins as admin_service
 from provisio.domain import domains as domain_service
-from provisio.domain import member_buckets
+from provisio.domain import member_buckets, provisioning_log
 from provisio.domain import redirect_uris as redirect_service
 from provisio.domain import scim_credentials as credential_service
 from provisio.domain import scim_settings as scim_settings_service
@@ -278,6 +278,83 @@ def token_list(workspace: str, as_json: bool = JSON_OPTION) -> None:
         as_json,
         [f"{r['id']}  {'revoked' if r['revoked'] else 'live   '}  {r['label']}" for r in rows]
         or ["No tokens."],
+    )
+
+
+# --- the provisioning log ------------------------------------------------------------------------------
+
+
+def _event_data(e: Any) -> dict[str, Any]:
+    return {
+        "id": e.id,
+        "at": e.at.isoformat(),
+        "last_at": e.last_at.isoformat() if e.last_at else None,
+        "repeats": e.repeats,
+        "operation": e.action,
+        "outcome": e.outcome,
+        "status": e.status,
+        "scim_type": e.scim_type,
+        "member_id": e.member_id,
+        "user_name": e.user_name,
+        "actor": e.actor,
+        "credential": e.credential,
+        "detail": e.detail,
+        "request_id": e.request_id,
+        "duration_ms": e.duration_ms,
+    }
+
+
+def _event_line(d: dict[str, Any]) -> str:
+    repeats = f" x{d['repeats']}" if d["repeats"] > 1 else ""
+    who = d["user_name"] or d["member_id"] or "-"
+    detail = f"  {d['detail']}" if d["detail"] else ""
+    return (
+        f"{d['at'][:19]}  {d['operation']:<10} {d['outcome']:<7} {d['status']}{repeats:<6} {who:<30} "
+        f"{d['actor']}  {d['request_id'] or '-'}{detail}"
+    )
+
+
+@app.command("log")
+def log_show(
+    workspace: str,
+    outcome: str = typer.Option("", "--outcome", help="success or failure."),
+    limit: int = typer.Option(50, "--limit", min=1, max=1000, help="How many events, newest first."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """A workspace's provisioning log, newest first: SCIM changes and failures."""
+
+    async def work(db: Database) -> list[dict[str, Any]]:
+        filters = provisioning_log.LogFilter.parse(outcome=outcome)
+        async with db.reading() as session:
+            ws = await workspace_service.require_workspace(session, workspace)
+            found = await provisioning_log.page(session, ws.id, filters, limit=limit)
+        return [_event_data(e) for e in found.events]
+
+    rows = _run(work, as_json)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    typer.echo("\n".join(_event_line(r) for r in rows) if rows else "No events.")
+
+
+@app.command("log-prune")
+def log_prune(
+    days: int | None = typer.Option(
+        None, "--days", min=1, help="Keep this many days (default: PROVISIO_LOG_RETENTION_DAYS)."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Delete provisioning-log events older than the retention, in small batches (safe while serving)."""
+    retention = days or get_settings().log_retention_days
+
+    async def work(db: Database) -> int:
+        return await provisioning_log.prune(db, retention)
+
+    deleted = _run(work, as_json)
+    _emit(
+        {"deleted": deleted, "retention_days": retention},
+        as_json,
+        [f"Deleted {deleted} events older than {retention} days."],
     )
 
 

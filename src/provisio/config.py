@@ -95,6 +95,17 @@ class Settings(BaseSettings):
     http_body_timeout_seconds: float = Field(
         default=30.0, gt=0, le=3600, description="Longest pause in an unfinished request body: else 408."
     )
+    # The provisioning log (provisio.domain.provisioning_log): how long events are kept, and the pruning.
+    log_retention_days: int = Field(
+        default=90, ge=1, description="Days a provisioning-log event is kept before it is pruned."
+    )
+    log_prune_in_background: bool = Field(
+        default=True,
+        description="Prune the provisioning log from the server itself (off: run `provisio log-prune`).",
+    )
+    log_prune_interval_seconds: float = Field(
+        default=3600.0, gt=0, description="Time between two background prunings of the provisioning log."
+    )
     log_level: str = "INFO"
     log_json: bool = True
 

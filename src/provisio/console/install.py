@@ -15,6 +15,7 @@ from provisio.console.billing_routes import router as billing_router
 from provisio.console.consent_routes import router as consent_router
 from provisio.console.deps import LoginRequired, PageError
 from provisio.console.domains_routes import router as domains_router
+from provisio.console.log_routes import router as log_router
 from provisio.console.members_routes import router as members_router
 from provisio.console.scim_routes import router as scim_router
 from provisio.console.sessions import signed_in
@@ -90,6 +91,7 @@ def install_console(app: FastAPI) -> None:
     app.include_router(auth_router)
     app.include_router(scim_router)
     app.include_router(members_router)
+    app.include_router(log_router)
     app.include_router(billing_router)
     app.include_router(domains_router)
     app.include_router(consent_router)

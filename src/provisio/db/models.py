@@ -216,7 +216,11 @@ class ProvisioningEvent(Base):
     actor: Mapped[str] = mapped_column(String(200))
     action: Mapped[str] = mapped_column(String(40))
     member_id: Mapped[str | None] = mapped_column(String(36))
-    user_name: Mapped[str | None] = mapped_column(String(512))
+    # Compared by code point on both databases (SQLite's BINARY already does), so that a userName
+    # prefix is a range of ix_events_workspace_user_name (provisio.domain.provisioning_log).
+    user_name: Mapped[str | None] = mapped_column(
+        String(512).with_variant(String(512, collation="C"), "postgresql")
+    )
     outcome: Mapped[str] = mapped_column(String(20))
     status: Mapped[int] = mapped_column(Integer)
     detail: Mapped[str | None] = mapped_column(Text)

@@ -3,7 +3,7 @@
 Each event keeps what the console's Provisioning log shows of its request (request id, the IdP
 credential and method, user agent, scimType, duration, the redacted body) and repeated refusals are
 counted on one row (``repeats``, ``last_at``, ``aggregate_key``). Indexes serve the log's filters read
-newest first in pages of ids.
+newest first in pages of ids; on PostgreSQL userNames compare by code point so that a prefix is a range.
 
 Revision ID: 0013
 Revises: 0010
@@ -36,6 +36,9 @@ def upgrade() -> None:
             sa.Column("last_at", provisio.db.models.UTCDateTime(timezone=True), nullable=True)
         )
         batch_op.add_column(sa.Column("aggregate_key", sa.String(length=255), nullable=True))
+    if op.get_bind().dialect.name == "postgresql":
+        # userNames compared by code point, so that a prefix is a range of the index below.
+        op.execute('ALTER TABLE provisioning_events ALTER COLUMN user_name TYPE VARCHAR(512) COLLATE "C"')
     op.create_index("ix_events_workspace_id", "provisioning_events", ["workspace_id", "id"], unique=False)
     op.create_index(
         "ix_events_workspace_outcome", "provisioning_events", ["workspace_id", "outcome", "id"], unique=False
@@ -68,6 +71,11 @@ def downgrade() -> None:
     op.drop_index("ix_events_workspace_user_name", table_name="provisioning_events")
     op.drop_index("ix_events_workspace_outcome", table_name="provisioning_events")
     op.drop_index("ix_events_workspace_id", table_name="provisioning_events")
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(
+            "ALTER TABLE provisioning_events ALTER COLUMN user_name TYPE VARCHAR(512) "
+            'COLLATE pg_catalog."default"'
+        )
     with op.batch_alter_table("provisioning_events", schema=None) as batch_op:
         batch_op.drop_column("aggregate_key")
         batch_op.drop_column("last_at")

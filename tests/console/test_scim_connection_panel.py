@@ -88,6 +88,12 @@ async def test_waiting_then_connected_after_real_requests(
     assert f'href="/console/workspaces/{tenant.key}/log?outcome=failure"' in status
     assert "just now" in text_of(status, "credential-last-used")
     assert text_of(status, "connection-idp") == "Okta"
+    # The links open the provisioning log filtered on that outcome.
+    failures = await browser.get(f"/console/workspaces/{tenant.key}/log?outcome=failure")
+    successes = await browser.get(f"/console/workspaces/{tenant.key}/log?outcome=success")
+    assert failures.status_code == 200 and successes.status_code == 200
+    assert "409" in failures.text and "already" in failures.text
+    assert user in successes.text and "already" not in successes.text
     assert "bearer token" in success
 
     # A refused credential is a failure of this workspace too (still connected: a request succeeded).

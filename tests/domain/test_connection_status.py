@@ -195,6 +195,15 @@ async def test_client_credentials_last_token_request(db: Database) -> None:
     status = await _status(db, tenant)
     assert status.credential_last_used == ago(minutes=20)
     assert status.refresh is None  # no refresh tokens with Client Credentials
+    # A later success with another credential (a replaced client) is not this client's use...
+    await _events(
+        db, tenant, {"at": ago(minutes=10), "outcome": "success", "credential": "client_credentials:pvc_old"}
+    )
+    assert (await _status(db, tenant)).credential_last_used == ago(minutes=20)
+    # ...one made with this client's access token is.
+    credential = f"client_credentials:{tenant.client_id}"
+    await _events(db, tenant, {"at": ago(minutes=5), "outcome": "success", "credential": credential})
+    assert (await _status(db, tenant)).credential_last_used == ago(minutes=5)
 
 
 @pytest.mark.parametrize(("days_left", "soon"), [(5, True), (7, True), (8, False), (40, False)])

@@ -132,10 +132,11 @@ async def _counts(session: AsyncSession, workspace_id: str, since: datetime) -> 
     return int(row[0]), int(row[1])
 
 
-async def _live_client_pk(session: AsyncSession, workspace: Workspace) -> str | None:
-    return (
+async def _live_client(session: AsyncSession, workspace: Workspace) -> tuple[str, str] | None:
+    """The primary key and client ID of the workspace's live client for its method."""
+    row = (
         await session.execute(
-            select(OAuthClient.id)
+            select(OAuthClient.id, OAuthClient.client_id)
             .where(
                 OAuthClient.workspace_id == workspace.id,
                 OAuthClient.revoked_at.is_(None),
@@ -144,7 +145,8 @@ async def _live_client_pk(session: AsyncSession, workspace: Workspace) -> str | 
             .order_by(OAuthClient.created_at.desc())
             .limit(1)
         )
-    ).scalar_one_or_none()
+    ).first()
+    return None if row is None else (row.id, row.client_id)
 
 
 async def _token_last_issued(session: AsyncSession, client_pk: str) -> datetime | None:
@@ -222,10 +224,19 @@ async def connection_status(
     if method is ScimMethod.BEARER:
         credential_used = await _bearer_last_used(session, workspace.id, now, last_success)
     else:
-        client_pk = await _live_client_pk(session, workspace)
-        credential_used = await _token_last_issued(session, client_pk) if client_pk else None
-        if client_pk and method is ScimMethod.AUTHORIZATION_CODE:
-            refresh = await _refresh_token(session, client_pk, now)
+        client = await _live_client(session, workspace)
+        credential_used = None
+        if client is not None:
+            client_pk, client_id = client
+            # A token request at the Token URL, or a logged success made with one of its access tokens
+            # (the log names the credential "<method>:<client ID>").
+            ours = last_success is not None and last_success.credential == f"{method.value}:{client_id}"
+            credential_used = _latest(
+                await _token_last_issued(session, client_pk),
+                last_success.at if ours and last_success else None,
+            )
+            if method is ScimMethod.AUTHORIZATION_CODE:
+                refresh = await _refresh_token(session, client_pk, now)
 
     agent_source = last_success or last_failure
     return ConnectionStatus(

@@ -7,8 +7,10 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from provisio.db.engine import Database
+from provisio.db.models import ScimToken
 from provisio.domain import domains as domain_service
 from provisio.domain import scim_credentials as credential_service
 from provisio.domain import workspaces as workspace_service
@@ -47,8 +49,6 @@ async def test_guide_step_2(db: Database, browser: httpx.AsyncClient, tenant: OA
     assert "Enable SCIM provisioning" in page.text
     assert not re.search(r'id="enabled" name="enabled"\s+checked', page.text)  # starts off
     assert f"http://provisio.test/scim/v2/{tenant.key}" in page.text
-    assert "http://provisio.test/oauth/token" in page.text
-    assert f"http://provisio.test/oauth/{tenant.key}/authorize" in page.text
 
     r = await submit(browser, tenant, "enabled", enabled="on")
     assert r.status_code == 303
@@ -56,6 +56,8 @@ async def test_guide_step_2(db: Database, browser: httpx.AsyncClient, tenant: OA
     assert r.status_code == 303
     page = await browser.get(r.headers["location"])
     assert "Authentication method saved" in page.text and "Redirect URIs" in page.text
+    assert "http://provisio.test/oauth/token" in page.text
+    assert f"http://provisio.test/oauth/{tenant.key}/authorize" in page.text
 
     r = await submit(
         browser,
@@ -84,6 +86,75 @@ async def test_guide_step_2(db: Database, browser: httpx.AsyncClient, tenant: OA
         ws = await workspace_service.require_workspace(session, tenant.key)
     assert ws.scim_enabled and ws.scim_auth_method == "authorization_code"
     assert ws.license_auto_charge and ws.license_max_seats == 40
+
+
+def copy_fields(html: str) -> dict[str, tuple[str, str]]:
+    """The page's copy fields: id -> (label, hint)."""
+    found = {}
+    for match in re.finditer(
+        r'<label for="([^"]+)">([^<]+)</label>\s*<div class="copy-row">.*?</div>\s*'
+        r'(?:<p class="hint" id="[^"]+-hint">([^<]*)</p>)?',
+        html,
+        re.S,
+    ):
+        found[match.group(1)] = (match.group(2), match.group(3) or "")
+    return found
+
+
+# Per method: the copy fields the page shows (label, and the IdP form's field named in its hint), and
+# what must not be on the page at all.
+EXPECTED_FIELDS = {
+    ScimMethod.AUTHORIZATION_CODE: {
+        "authorization-url": ("Authorization URL", "In Okta: “Authorization endpoint URI”."),
+        "tenant-url": ("Tenant URL", "In Okta: “SCIM connector base URL”."),
+        "token-url": ("Token URL", "In Okta: “Access token endpoint URI”."),
+    },
+    ScimMethod.CLIENT_CREDENTIALS: {
+        "tenant-url": ("Tenant URL", "In Microsoft Entra: “Tenant URL”."),
+        "token-url": ("Token URL", "In Microsoft Entra: “Token Endpoint”."),
+    },
+    ScimMethod.BEARER: {"tenant-url": ("Tenant URL", "In Microsoft Entra: “Tenant URL”.")},
+}
+CREDENTIAL_HINTS = {
+    ScimMethod.AUTHORIZATION_CODE: {
+        "client-id": "In Okta: “Client ID”.",
+        "client-secret": "In Okta: “Client Secret”.",
+    },
+    ScimMethod.CLIENT_CREDENTIALS: {
+        "client-id": "In Microsoft Entra: “Client Identifier”.",
+        "client-secret": "In Microsoft Entra: “Client Secret”.",
+    },
+    ScimMethod.BEARER: {"bearer-token": "In Microsoft Entra: “Secret Token”."},
+}
+
+
+@pytest.mark.parametrize("method", list(ScimMethod))
+async def test_the_page_fits_the_method(db: Database, browser: httpx.AsyncClient, method: ScimMethod) -> None:
+    tenant = await make_oauth_tenant(db, method, redirect_uris=(), credentials=False)
+    await sign_in(browser, tenant.admin_email)
+    page = await browser.get(page_path(tenant))
+    assert page.status_code == 200
+    fields = copy_fields(page.text)
+    assert fields == EXPECTED_FIELDS[method]
+    authorize = f"http://provisio.test/oauth/{tenant.key}/authorize"
+    token_url = "http://provisio.test/oauth/token"
+    oauth = method is not ScimMethod.BEARER
+    okta = method is ScimMethod.AUTHORIZATION_CODE
+    assert (authorize in page.text) is okta
+    assert ("Redirect URIs" in page.text) is okta
+    assert ("system-admin.okta.com" in page.text) is okta
+    assert ('action="' + page_path(tenant) + '/scim/redirect-uris"' in page.text) is okta
+    assert (token_url in page.text) is oauth
+    assert ("Token Endpoint" in page.text) is (method is ScimMethod.CLIENT_CREDENTIALS)
+    assert ("SCIM connector base URL" in page.text) is okta
+
+    # The credentials shown once carry the IdP's names for them too.
+    r = await submit(browser, tenant, "credentials")
+    assert r.status_code == 303
+    shown = copy_fields((await browser.get(r.headers["location"])).text)
+    for field, hint in CREDENTIAL_HINTS[method].items():
+        assert shown[field][1] == hint, field
+    assert {"client-id", "client-secret", "bearer-token"} & set(shown) == set(CREDENTIAL_HINTS[method])
 
 
 @pytest.mark.parametrize(
@@ -123,19 +194,39 @@ async def test_bad_okta_url_and_bad_seat_count(browser: httpx.AsyncClient, tenan
     assert r.status_code == 400 and "whole number" in r.text
 
 
-async def test_bearer_method_generates_a_token(
-    browser: httpx.AsyncClient, client: httpx.AsyncClient, tenant: OAuthTenant
+async def test_bearer_method_generates_a_token_shown_once(
+    db: Database, browser: httpx.AsyncClient, client: httpx.AsyncClient, tenant: OAuthTenant
 ) -> None:
     await submit(browser, tenant, "enabled", enabled="on")
     r = await submit(browser, tenant, "credentials")
-    assert r.status_code == 303
+    assert r.status_code == 303 and r.headers["location"] == page_path(tenant) + "?notice=generated"
+    assert "pvs_" not in r.text  # the POST's response never carries the token
     shown = await browser.get(r.headers["location"])
+    assert shown.headers["cache-control"] == "no-store"
     token = re.search(r'id="bearer-token" type="text" readonly value="([^"]+)"', shown.text)
     assert token
+    # At the top of the landing page, before the settings, with the warning that it is shown once.
+    assert shown.text.index('id="new-credentials"') < shown.text.index('id="scim-enabled"')
+    assert "Shown once." in shown.text and "Your new bearer token" in shown.text
     users = await client.get(
         f"/scim/v2/{tenant.key}/Users", headers={"Authorization": f"Bearer {token.group(1)}"}
     )
     assert users.status_code == 200
+
+    async def tokens() -> list[str]:
+        async with db.reading() as session:
+            rows = await session.execute(select(ScimToken.id).where(ScimToken.workspace_id == tenant.id))
+            return list(rows.scalars())
+
+    issued = await tokens()
+    assert len(issued) == 1
+    # A reload of the very URL it landed on shows the settings without the token, and creates nothing.
+    for _ in range(2):
+        again = await browser.get(r.headers["location"])
+        assert again.status_code == 200
+        assert token.group(1) not in again.text and 'id="bearer-token"' not in again.text
+        assert "A bearer token is active" in again.text
+    assert await tokens() == issued
 
 
 async def test_scim_and_credentials_need_a_verified_domain(

@@ -18,7 +18,7 @@ from provisio.db.migrate import upgrade
 from provisio.domain.scim_methods import ScimMethod
 from tests.e2e.test_browser_setup import CHROMIUM, CHROMIUM_ARGS, _require_chromium
 from tests.live_server import LiveServer, live_server
-from tests.oauth.helpers import PASSWORD, OAuthTenant, make_oauth_tenant
+from tests.oauth.helpers import PASSWORD, OAuthTenant, make_oauth_tenant, okta_user
 
 VIEWPORT = {"width": 1100, "height": 800}
 
@@ -60,6 +60,17 @@ def _token_status(live: LiveServer, client_id: str, secret: str) -> int:
     return httpx.post(f"{live.url}/oauth/token", data=data).status_code
 
 
+def _provision(live: LiveServer, tenant: OAuthTenant, client_id: str, secret: str) -> None:
+    """What Entra does: a token with the client credentials, then a user created with it."""
+    data = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
+    access = httpx.post(f"{live.url}/oauth/token", data=data).json()["access_token"]
+    headers = {"Authorization": f"Bearer {access}", "User-Agent": "Microsoft.Azure.AD.Provisioning/1.0"}
+    created = httpx.post(
+        f"{live.url}/scim/v2/{tenant.key}/Users", json=okta_user("ada@acme.example"), headers=headers
+    )
+    assert created.status_code == 201, created.text
+
+
 def test_credentials_at_the_top_and_never_reissued(server: tuple[LiveServer, OAuthTenant, str]) -> None:
     from playwright.sync_api import expect, sync_playwright
 
@@ -72,6 +83,12 @@ def test_credentials_at_the_top_and_never_reissued(server: tuple[LiveServer, OAu
         page.get_by_label("Password").fill(PASSWORD)
         page.get_by_role("button", name="Sign in").click()
         expect(page.get_by_role("heading", name="SCIM provisioning")).to_be_visible()
+        # Client Credentials (Entra): no Authorization URL or redirect URIs, and Entra's field names.
+        expect(page.get_by_role("textbox", name="Authorization URL")).to_have_count(0)
+        expect(page.get_by_role("heading", name="Redirect URIs")).to_have_count(0)
+        expect(page.get_by_role("textbox", name="Token URL")).to_have_accessible_description(
+            "In Microsoft Entra: “Token Endpoint”."
+        )
 
         page.get_by_role("button", name="Generate Credentials").click()
         secret_box = page.get_by_role("textbox", name="Client Secret")
@@ -83,6 +100,9 @@ def test_credentials_at_the_top_and_never_reissued(server: tuple[LiveServer, OAu
         box = secret_box.bounding_box()
         assert box is not None and box["y"] + box["height"] < VIEWPORT["height"]
         client_id = page.get_by_role("textbox", name="Client ID").input_value()
+        expect(page.get_by_role("textbox", name="Client ID")).to_have_accessible_description(
+            "In Microsoft Entra: “Client Identifier”."
+        )
         secret = secret_box.input_value()
         assert page.url.endswith("?notice=generated")
         issued = _clients(url, tenant.id)
@@ -95,6 +115,21 @@ def test_credentials_at_the_top_and_never_reissued(server: tuple[LiveServer, OAu
         assert secret not in page.content()
         assert _clients(url, tenant.id) == issued
         assert _token_status(live, client_id, secret) == 200
+
+        # The connection status at the top: waiting until Entra's first SCIM request, connected after it.
+        state = page.locator("#connection-state")
+        expect(state).to_contain_text("Waiting for the first request")
+        _provision(live, tenant, client_id, secret)
+        page.reload()
+        expect(state).to_contain_text("Connected")
+        expect(page.locator("#connection-idp")).to_have_text("Microsoft Entra")
+        expect(page.locator("#last-success")).to_contain_text("create, status 201")
+        expect(page.locator("#requests-24h")).to_have_text("1")
+        expect(page.locator("#failures-24h")).to_have_text("0")
+        link = page.get_by_role("link", name="Successful requests in the log")
+        expect(link).to_have_attribute("href", f"/console/workspaces/{tenant.key}/log?outcome=success")
+        panel = page.locator("#connection-status").bounding_box()
+        assert panel is not None and panel["y"] < VIEWPORT["height"]  # at the top, without scrolling
 
         # Regenerate: a confirmation page first, saying what stops; then with a 1 hour window.
         page.get_by_role("button", name="Regenerate Credentials").click()

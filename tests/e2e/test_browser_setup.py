@@ -112,6 +112,10 @@ def test_okta_setup_in_a_browser(
         authorization_url = page.get_by_role("textbox", name="Authorization URL").input_value()
         tenant_url = page.get_by_role("textbox", name="Tenant URL").input_value()
         assert tenant_url == f"{live.url}/scim/v2/{tenant.key}"
+        expect(page.get_by_role("textbox", name="Tenant URL")).to_have_accessible_description(
+            "In Okta: “SCIM connector base URL”."
+        )
+        expect(page.get_by_role("navigation", name="Workspace pages")).to_be_visible()
         DOCS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(DOCS / "scim-settings.png"), full_page=True)
 

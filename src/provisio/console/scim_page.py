@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -11,6 +12,7 @@ from provisio.config import Settings
 from provisio.db.models import Workspace
 from provisio.domain import redirect_uris as redirect_service
 from provisio.domain import scim_credentials as credential_service
+from provisio.domain.connection_status import connection_status
 from provisio.domain.scim_credentials import (
     CLIENT_SECRET_PREFIX,
     ROTATION_DURATIONS,
@@ -20,12 +22,13 @@ from provisio.domain.scim_credentials import (
     previous_secret,
 )
 from provisio.domain.scim_methods import LABELS, OAUTH_METHODS, ScimMethod
-from provisio.domain.scim_settings import scim_urls
+from provisio.domain.scim_settings import ScimUrls, scim_urls
 
 METHOD_HINTS = {
     ScimMethod.AUTHORIZATION_CODE: "For Okta. Okta signs in here once; a workspace admin allows access.",
     ScimMethod.CLIENT_CREDENTIALS: "For Microsoft Entra ID (“OAuth2 client credentials grant”).",
-    ScimMethod.BEARER: "Only for identity providers that support neither OAuth option.",
+    ScimMethod.BEARER: "Only for identity providers that support neither OAuth option "
+    "(Microsoft Entra: “Secret Token”).",
 }
 
 NOTICES = {
@@ -54,11 +57,105 @@ IDP_STEPS = {
     "and click Test Connection",
     ScimMethod.BEARER: "paste the new token in your identity provider",
 }
+
+
+@dataclass(frozen=True)
+class IdpField:
+    """A value the admin copies into the identity provider, with the name the IdP's form gives it."""
+
+    id: str
+    label: str
+    value: str
+    hint: str
+
+
+# Where each method's values go, in the words of the form the admin fills in: Okta's Provisioning >
+# Integration (OAuth 2, Authorization Code), Entra's Provisioning > Admin Credentials (*OAuth2 client
+# credentials grant*, or *Secret Token* for a long-lived token). The Authorization URL (and the redirect
+# URIs) exist only for Authorization Code; a bearer token needs no Token URL.
+IDP_FORMS = {
+    ScimMethod.AUTHORIZATION_CODE: "Okta (Provisioning > Integration)",
+    ScimMethod.CLIENT_CREDENTIALS: "Microsoft Entra (Provisioning > Admin Credentials)",
+    ScimMethod.BEARER: "your identity provider (Microsoft Entra: Provisioning > Admin Credentials)",
+}
+IDP_FIELD_NAMES: dict[ScimMethod, dict[str, str]] = {
+    ScimMethod.AUTHORIZATION_CODE: {
+        "authorization-url": "Authorization endpoint URI",
+        "tenant-url": "SCIM connector base URL",
+        "token-url": "Access token endpoint URI",
+        "client-id": "Client ID",
+        "client-secret": "Client Secret",
+    },
+    ScimMethod.CLIENT_CREDENTIALS: {
+        "tenant-url": "Tenant URL",
+        "token-url": "Token Endpoint",
+        "client-id": "Client Identifier",
+        "client-secret": "Client Secret",
+    },
+    ScimMethod.BEARER: {"tenant-url": "Tenant URL", "bearer-token": "Secret Token"},
+}
+FIELD_LABELS = {
+    "authorization-url": "Authorization URL",
+    "tenant-url": "Tenant URL",
+    "token-url": "Token URL",
+    "client-id": "Client ID",
+    "client-secret": "Client Secret",
+    "bearer-token": "Bearer token",
+}
+
+
+def idp_hint(method: ScimMethod, field: str) -> str:
+    """``In Okta: “SCIM connector base URL”.``: the field of the IdP's form that takes ``field``."""
+    idp = "Microsoft Entra" if method is ScimMethod.BEARER else IDP_NAMES[method].removesuffix(" ID")
+    return f"In {idp}: “{IDP_FIELD_NAMES[method][field]}”."
+
+
+def url_fields(method: ScimMethod, urls: ScimUrls) -> list[IdpField]:
+    values = {
+        "authorization-url": urls.authorization_url,
+        "tenant-url": urls.tenant_url,
+        "token-url": urls.token_url,
+    }
+    return [
+        IdpField(field, FIELD_LABELS[field], values[field], idp_hint(method, field))
+        for field in IDP_FIELD_NAMES[method]
+        if field in values
+    ]
+
+
 ROTATION_LABELS = {
     RotationWindow.NONE: "No: the current {what} stops now",
     RotationWindow.HOUR: "Keep the current {what} working for 1 hour",
     RotationWindow.DAY: "Keep the current {what} working for 24 hours",
 }
+
+
+def relative(moment: datetime, now: datetime) -> str:
+    """``3 hours ago``, ``in 5 days``: beside the exact time, for the connection status."""
+    seconds = int((now - moment).total_seconds())
+    future, seconds = seconds < 0, abs(seconds)
+    if seconds < 60:
+        return "just now"
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = seconds // size
+            text = f"{count} {unit}{'s' if count != 1 else ''}"
+            return f"in {text}" if future else f"{text} ago"
+    return "just now"
+
+
+def credential_label(credential: str | None) -> str | None:
+    """How the log names a credential (``<method>:<client ID or token id>``), in the page's words."""
+    if not credential:
+        return None
+    method, _, ident = credential.partition(":")
+    try:
+        chosen = ScimMethod(method)
+    except ValueError:
+        return credential
+    if chosen is ScimMethod.BEARER:
+        return f"bearer token {ident[:8]}"
+    return f"client {ident}"
 
 
 @dataclass(frozen=True)
@@ -86,7 +183,9 @@ async def scim_page_context(
         client = None
     return {
         "workspace": workspace,
-        "urls": scim_urls(settings, workspace.key),
+        "url_fields": url_fields(method, scim_urls(settings, workspace.key)),
+        "idp_form": IDP_FORMS[method],
+        "hints": {field: idp_hint(method, field) for field in IDP_FIELD_NAMES[method]},
         "method": method,
         "is_oauth": method in OAUTH_METHODS,
         "methods": [
@@ -101,6 +200,10 @@ async def scim_page_context(
         "replaced_token_ends": await credential_service.replaced_bearer_expiry(session, workspace.id)
         if method is ScimMethod.BEARER
         else None,
+        "connection": await connection_status(session, workspace),
+        "relative": relative,
+        "credential_label": credential_label,
+        "log_path": f"/console/workspaces/{workspace.key}/log",
         "issued": issued,
         "notice": NOTICES.get(notice or ""),
         "error": error,

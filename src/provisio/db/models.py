@@ -428,6 +428,65 @@ class WorkspaceDomain(Base):
     )
 
 
+# --- Outbox of notifications (provisio.notify) ---
+
+
+class OutboxMessage(Base):
+    """A notification to deliver (an e-mail; later a webhook), written in the transaction that causes it.
+
+    A worker leases due rows (``claimed_by`` until ``claimed_until``), delivers them and marks them
+    ``sent_at``; a failure pushes ``available_at`` back, and after the last attempt ``dead_at`` is set and
+    the row is kept for inspection (``provisio.notify.outbox``)."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    kind: Mapped[str] = mapped_column(String(20))  # mail | webhook
+    payload: Mapped[str] = mapped_column(Text)  # JSON text, read by the kind's sender
+    workspace_id: Mapped[str | None] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    # The same notification is enqueued once: a second enqueue with the key is a no-op.
+    dedupe_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    available_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    dead_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        # Pending rows only (neither sent nor dead), in the order they fall due: the claim's scan and
+        # the depth / oldest-due queries of the health check read this small index, never the history.
+        Index(
+            "ix_outbox_pending_due",
+            "available_at",
+            sqlite_where=text("sent_at IS NULL AND dead_at IS NULL"),
+            postgresql_where=text("sent_at IS NULL AND dead_at IS NULL"),
+        ),
+        # Given-up rows, kept for inspection: counted by the health check, listed newest first.
+        Index(
+            "ix_outbox_dead",
+            "dead_at",
+            sqlite_where=text("dead_at IS NOT NULL"),
+            postgresql_where=text("dead_at IS NOT NULL"),
+        ),
+        Index("ix_outbox_workspace_id", "workspace_id"),
+    )
+
+
+class WorkerHeartbeat(Base):
+    """The last sign of life of each outbox worker (``provisio.notify.worker``), read by health checks,
+    with what it delivered and failed to deliver since it started."""
+
+    __tablename__ = "worker_heartbeats"
+
+    worker_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    beat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+
 # --- Failure e-mails (provisio.domain.notifications, provisio.notify.failures) -------------------------
 
 

@@ -1,7 +1,7 @@
 """Failure e-mails: per-workspace notification state, digest entries, extra recipients and opt-outs
 
 Revision ID: 0014
-Revises: 0010
+Revises: 0012
 Create Date: 2026-12-07
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import provisio.db.models
 
 revision = "0014"
-down_revision = "0010"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 

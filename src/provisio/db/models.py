@@ -487,6 +487,7 @@ class WorkerHeartbeat(Base):
     sent: Mapped[int] = mapped_column(Integer, default=0)
     failed: Mapped[int] = mapped_column(Integer, default=0)
 
+
 # --- Failure e-mails (provisio.domain.notifications, provisio.notify.failures) -------------------------
 
 

@@ -12,6 +12,7 @@ import base64
 import hashlib
 import hmac
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from sqlalchemy import delete, select
@@ -37,8 +38,8 @@ MAX_EXTRA_RECIPIENTS = 20
 _TOKEN_PURPOSE = b"notify-unsubscribe:"
 
 
-def _insert(dialect: object) -> object:
-    return dialect.insert(NotificationState).on_conflict_do_nothing(  # type: ignore[attr-defined]
+def _insert(dialect: Any) -> Any:
+    return dialect.insert(NotificationState).on_conflict_do_nothing(
         index_elements=[NotificationState.workspace_id]
     )
 
@@ -54,7 +55,7 @@ async def locked_state(session: AsyncSession, workspace_id: str) -> Notification
     queues on this row. SQLite's write transactions are serialised already (``BEGIN IMMEDIATE``)."""
     statement = _ENSURE_STATE[session.get_bind().dialect.name]
     await session.execute(
-        statement,  # type: ignore[arg-type]
+        statement,
         {"workspace_id": workspace_id, "prompted": "", "pending": 0, "overflow": 0},
     )
     query = (

@@ -41,9 +41,7 @@ def upgrade() -> None:
         _workspace_fk("notification_states"),
         sa.PrimaryKeyConstraint("workspace_id", name=op.f("pk_notification_states")),
     )
-    op.create_index(
-        op.f("ix_notification_states_window_ends_at"), "notification_states", ["window_ends_at"]
-    )
+    op.create_index(op.f("ix_notification_states_window_ends_at"), "notification_states", ["window_ends_at"])
     op.create_table(
         "notification_digest_entries",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),

@@ -95,6 +95,8 @@ def settings(database_url: str) -> Settings:
         # itself is tested in tests/ratelimit with limits of its own.
         scim_rate_limit_per_second=100_000,
         scim_rate_limit_burst=100_000,
+        # The shared app delivers no mail: tests/notify runs workers of its own on its own SMTP server.
+        outbox_worker=False,
     )
 
 

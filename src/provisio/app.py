@@ -20,6 +20,7 @@ from provisio.db.migrate import check_current
 from provisio.guards import RejectNulMiddleware
 from provisio.logging import configure_logging
 from provisio.metrics import MetricsMiddleware, metrics_endpoint
+from provisio.notify.worker import OutboxWorker
 from provisio.oauth.routes import router as oauth_router
 from provisio.ratelimit import scim_limiter
 from provisio.request_id import RequestIdMiddleware
@@ -71,10 +72,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database.from_url(settings.database_url)
         limiter = None
+        worker = None
         try:
             await check_current(db, settings.database_url)
             app.state.db = db
             app.state.limiter = limiter = scim_limiter(settings)
+            if settings.outbox_worker:  # else `provisio worker` runs apart
+                worker = OutboxWorker(db, settings)
+                worker.start()
             # Everything loaded so far (models, schemas, compiled statements) lives as long as the
             # process: out of the collector's sight, a full collection no longer walks it (measured: a
             # few percent of a list page's CPU, and fewer long pauses).
@@ -83,6 +88,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             gc.unfreeze()
+            if worker is not None:
+                await worker.stop()
             if limiter is not None:
                 await limiter.close()
             await db.dispose()

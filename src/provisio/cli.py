@@ -1,12 +1,14 @@
-"""The operator's command line: ``provisio serve | demo | db upgrade | workspace create | token create``."""
+"""The operator's command line: ``provisio serve | worker | demo | db upgrade | workspace create | …``."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import secrets
+import signal
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import typer
@@ -532,7 +534,89 @@ def demo(as_json: bool = JSON_OPTION) -> None:
         ]
     else:
         lines.append(f"  SCIM method:            {data['scim_method']} (see the console)")
+    data["mail"] = (
+        {"smtp_host": settings.smtp_host, "smtp_port": settings.smtp_port}
+        if settings.smtp_host
+        else {"mail_dir": str(Path(settings.mail_dir).resolve())}
+    )
+    lines.append(f"  E-mail:                 {_mail_route(settings)}")
     _emit(data, as_json, lines)
+
+
+# --- notifications: the outbox worker and a test e-mail ---------------------------------------------
+
+notify_app = typer.Typer(help="Notifications (e-mail).", no_args_is_help=True)
+app.add_typer(notify_app, name="notify")
+
+
+def _mail_route(settings: Any) -> str:
+    if settings.smtp_host:
+        return f"SMTP {settings.smtp_host}:{settings.smtp_port} ({settings.smtp_tls})"
+    return f"the log and .eml files in {Path(settings.mail_dir).resolve()} (PROVISIO_SMTP_HOST is not set)"
+
+
+@app.command()
+def worker(
+    once: bool = typer.Option(False, "--once", help="Deliver what is due now, then exit."),
+) -> None:
+    """Deliver the outbox (e-mail) until stopped (SIGTERM/Ctrl-C); for deployments that run it apart
+    from `provisio serve` (then set PROVISIO_OUTBOX_WORKER=false for the servers)."""
+    from provisio.db.migrate import NotMigrated, check_current
+    from provisio.logging import configure_logging
+    from provisio.notify.worker import OutboxWorker
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+
+    async def main() -> None:
+        db = Database.from_url(settings.database_url, pool_size=2)
+        try:
+            try:
+                await check_current(db, settings.database_url)
+            except NotMigrated as exc:
+                typer.echo(f"Error: {exc}", err=True)
+                raise typer.Exit(1) from exc
+            outbox_worker = OutboxWorker(db, settings)
+            if once:
+                while await outbox_worker.run_once() >= settings.outbox_batch_size:
+                    pass
+                typer.echo(f"Delivered {outbox_worker.sent}, failed {outbox_worker.failed}.")
+                return
+            typer.echo(f"provisio worker {outbox_worker.worker_id}: mail goes to {_mail_route(settings)}")
+            loop = asyncio.get_running_loop()
+            stopping = asyncio.Event()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, stopping.set)
+            outbox_worker.start()
+            await stopping.wait()
+            await outbox_worker.stop()
+        finally:
+            await db.dispose()
+
+    asyncio.run(main())
+
+
+@notify_app.command("test")
+def notify_test(workspace: str, as_json: bool = JSON_OPTION) -> None:
+    """Enqueue a test e-mail to a workspace's admins (the worker delivers it)."""
+    from provisio.notify.checks import enqueue_test_mail
+
+    settings = get_settings()
+
+    async def work(db: Database) -> dict[str, Any]:
+        async with db.writing() as session:
+            ws = await workspace_service.require_workspace(session, workspace)
+            mail = await enqueue_test_mail(session, ws, settings)
+        return {"workspace": ws.key, "outbox_id": mail.outbox_id, "recipients": mail.recipients}
+
+    data = _run(work, as_json)
+    count = len(data["recipients"])
+    lines = [
+        f"Enqueued a test e-mail to {count} admin{'s' if count != 1 else ''} of {data['workspace']}: "
+        + ", ".join(data["recipients"]),
+        f"The outbox worker delivers it through {_mail_route(settings)}.",
+    ]
+    _emit({**data, "recipient_count": count}, as_json, lines)
 
 
 def _is_usage_error(exc: BaseException) -> bool:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DB_PATH = Path("var") / "provisio.db"
+# Without an SMTP server, e-mails are written here as .eml files (next to the default database).
+DEFAULT_MAIL_DIR = Path("var") / "mail"
 
 
 class Settings(BaseSettings):
@@ -102,6 +105,61 @@ class Settings(BaseSettings):
         le=7 * 86400,
         description="Digest window of failure e-mails: at most one digest per workspace per window "
         "(a workspace's admins can choose their own).",
+    )
+    # E-mail (provisio.notify.mail) and the outbox worker that delivers it (provisio.notify.worker).
+    smtp_host: str = Field(
+        default="",
+        description="SMTP server for e-mail (empty: mails are logged and written to PROVISIO_MAIL_DIR).",
+    )
+    smtp_port: int = Field(default=587, ge=1, le=65535, description="Port of the SMTP server.")
+    smtp_username: str = Field(default="", description="SMTP login (empty: no AUTH).")
+    smtp_password: str = Field(default="", description="SMTP password.")
+    smtp_tls: Literal["none", "starttls", "tls"] = Field(
+        default="starttls",
+        description="none (plain), starttls (upgrade, required) or tls (TLS from the start, often port 465)",
+    )
+    smtp_timeout_seconds: float = Field(
+        default=30.0, gt=0, le=300, description="Longest wait for the SMTP server at any step of a send."
+    )
+    mail_from: str = Field(
+        default="provisio <provisio@localhost>",
+        description="From: of every e-mail (an address or Name <address>).",
+    )
+    mail_dir: str = Field(
+        default=str(DEFAULT_MAIL_DIR),
+        description="Folder of the .eml files written instead of sending when PROVISIO_SMTP_HOST is empty.",
+    )
+    outbox_worker: bool = Field(
+        default=True,
+        description="Run the outbox worker inside `provisio serve` (false: run `provisio worker` apart).",
+    )
+    outbox_poll_seconds: float = Field(
+        default=5.0, gt=0, le=3600, description="How often the worker looks for due notifications."
+    )
+    outbox_batch_size: int = Field(default=20, ge=1, le=1000, description="Notifications claimed at once.")
+    outbox_lease_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="How long a claimed batch is the worker's; after that another worker may take it.",
+    )
+    outbox_max_attempts: int = Field(
+        default=10, ge=1, description="Failed attempts after which a notification is given up (dead)."
+    )
+    outbox_backoff_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="Wait after the first failure; doubled after each further one (±20 %).",
+    )
+    outbox_backoff_max_seconds: float = Field(
+        default=3600.0, ge=0, description="Longest wait between two attempts."
+    )
+    outbox_heartbeat_max_age_seconds: float = Field(
+        default=60.0, gt=0, description="Health: a worker whose last heartbeat is older is not alive."
+    )
+    outbox_max_due_age_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="Health: a due notification waiting longer means the worker is stuck.",
     )
     log_level: str = "INFO"
     log_json: bool = True

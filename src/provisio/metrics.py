@@ -54,3 +54,8 @@ class MetricsMiddleware:
 
 async def metrics_endpoint(_request: Request) -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+# E-mails of the outbox (provisio.notify.worker): each delivery, and each failed attempt (retried or not).
+MAILS_SENT = Counter("provisio_mails_sent_total", "E-mails accepted by the SMTP server (or written out)")
+MAILS_FAILED = Counter("provisio_mails_failed_total", "E-mail delivery attempts that failed")

@@ -19,7 +19,7 @@ from provisio.domain.errors import Reason
 from provisio.domain.scim_methods import ScimMethod
 from provisio.notify import failures
 from provisio.notify.failures import Failure, Severity, classify, flush_due_digests
-from tests.notify.helpers import T0, mails, no_seat, note, per_user
+from tests.notify.failure_helpers import T0, mails, no_seat, note, per_user
 from tests.oauth.helpers import OAuthTenant, make_admin, make_oauth_tenant
 
 HOUR = timedelta(seconds=3600)

@@ -85,6 +85,17 @@ async def is_workspace_admin(session: AsyncSession, admin_id: str, workspace_id:
     return result.first() is not None
 
 
+async def workspace_admin_emails(session: AsyncSession, workspace_id: str) -> list[str]:
+    """The e-mail addresses of a workspace's admins (who is told about the workspace), sorted."""
+    result = await session.execute(
+        select(Admin.email)
+        .join(WorkspaceAdmin, WorkspaceAdmin.admin_id == Admin.id)
+        .where(WorkspaceAdmin.workspace_id == workspace_id)
+        .order_by(Admin.email_lower)
+    )
+    return list(result.scalars())
+
+
 async def workspaces_of(session: AsyncSession, admin_id: str) -> list[Workspace]:
     result = await session.execute(
         select(Workspace)

@@ -3,19 +3,26 @@
 ``enqueue`` adds a row with the caller's session, so the notification exists exactly when the change
 commits (a rollback takes it away too). A worker (``provisio.notify.worker``) then claims due rows with a
 lease, delivers them and marks them sent; see ``claim_due`` for how the two databases claim.
+
+A row is *pending* until it is sent or given up (dead); a pending row is *due* once its
+``available_at`` has passed and no live lease holds it. A lease that runs out (its worker died between
+claiming and marking) makes the row due again, so delivery is at least once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
+import random
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import event
+from sqlalchemy import ColumnElement, event, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from provisio.db.engine import Database
 from provisio.db.models import OutboxMessage, new_id, utcnow
 
 MAIL = "mail"
@@ -122,3 +129,162 @@ async def enqueue_mail(
     return await enqueue(
         session, kind=MAIL, payload=payload, workspace_id=workspace_id, dedupe_key=dedupe_key
     )
+
+
+# --- Claiming and recording outcomes (the worker's side) ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A row leased to one worker until ``claimed_until``."""
+
+    id: str
+    kind: str
+    payload: dict[str, Any]
+    workspace_id: str | None
+    created_at: datetime
+    attempts: int  # failed attempts before this one
+    claimed_until: datetime
+
+
+def pending() -> list[ColumnElement[bool]]:
+    """Neither sent nor given up: the condition of the partial index ``ix_outbox_pending_due``."""
+    return [OutboxMessage.sent_at.is_(None), OutboxMessage.dead_at.is_(None)]
+
+
+def due(now: datetime) -> list[ColumnElement[bool]]:
+    return [
+        *pending(),
+        OutboxMessage.available_at <= now,
+        or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now),
+    ]
+
+
+async def claim_due(
+    db: Database,
+    worker_id: str,
+    *,
+    kinds: Collection[str],
+    limit: int,
+    lease_seconds: float,
+    now: datetime | None = None,
+) -> list[Claimed]:
+    """Lease up to ``limit`` due rows of ``kinds`` to ``worker_id``, oldest due first, and commit the
+    lease before returning, so no other worker takes them while they are being delivered.
+
+    The only place where the databases differ: PostgreSQL picks the rows with ``FOR UPDATE SKIP
+    LOCKED``, so concurrent workers each lease different rows without waiting for one another; SQLite
+    runs one writer at a time (``BEGIN IMMEDIATE``), so the same single UPDATE cannot race there."""
+    now = now or utcnow()
+    until = now + timedelta(seconds=lease_seconds)
+    picked = (
+        select(OutboxMessage.id)
+        .where(*due(now), OutboxMessage.kind.in_(list(kinds)))
+        .order_by(OutboxMessage.available_at)
+        .limit(limit)
+    )
+    if db.dialect == "postgresql":
+        picked = picked.with_for_update(skip_locked=True)
+    statement = (
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(picked))
+        .values(claimed_by=worker_id, claimed_until=until)
+        .returning(
+            OutboxMessage.id,
+            OutboxMessage.kind,
+            OutboxMessage.payload,
+            OutboxMessage.workspace_id,
+            OutboxMessage.created_at,
+            OutboxMessage.available_at,
+            OutboxMessage.attempts,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    async with db.writing() as session:
+        rows = sorted((await session.execute(statement)).all(), key=lambda row: row.available_at)
+    return [
+        Claimed(
+            id=row.id,
+            kind=row.kind,
+            payload=orjson.loads(row.payload),
+            workspace_id=row.workspace_id,
+            created_at=row.created_at,
+            attempts=row.attempts,
+            claimed_until=until,
+        )
+        for row in rows
+    ]
+
+
+async def mark_sent(db: Database, row_id: str, *, now: datetime | None = None) -> None:
+    """Delivered. Marked whoever holds the lease now: the delivery happened either way, and a row
+    marked sent is never taken again."""
+    async with db.writing() as session:
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == row_id, OutboxMessage.sent_at.is_(None))
+            .values(sent_at=now or utcnow(), claimed_by=None, claimed_until=None, last_error=None)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def backoff_seconds(
+    failures: int, *, base: float, cap: float, jitter: Callable[[], float] = random.random
+) -> float:
+    """The wait after the ``failures``-th failure: base · 2^(failures-1), at most ``cap``, ±20 % so that
+    rows which failed together do not all come back at the same moment."""
+    delay = min(base * 2 ** max(failures - 1, 0), cap)
+    return delay * (0.8 + 0.4 * jitter())
+
+
+async def mark_failed(
+    db: Database,
+    item: Claimed,
+    worker_id: str,
+    error: str,
+    *,
+    permanent: bool,
+    max_attempts: int,
+    backoff_base: float,
+    backoff_cap: float,
+    now: datetime | None = None,
+) -> bool:
+    """Record a failed attempt: due again after a backoff, or given up (dead) after the last attempt or a
+    permanent refusal. True when it is now dead. Only while ``worker_id`` still holds the lease: if it
+    ran out, the row already belongs to the next attempt."""
+    now = now or utcnow()
+    failures = item.attempts + 1
+    dead = permanent or failures >= max_attempts
+    values: dict[str, Any] = {
+        "attempts": failures,
+        "last_error": error[:2000],
+        "claimed_by": None,
+        "claimed_until": None,
+    }
+    if dead:
+        values["dead_at"] = now
+    else:
+        delay = backoff_seconds(failures, base=backoff_base, cap=backoff_cap)
+        values["available_at"] = now + timedelta(seconds=delay)
+    async with db.writing() as session:
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == item.id, OutboxMessage.claimed_by == worker_id, *pending())
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+    return dead
+
+
+async def release(db: Database, row_ids: Collection[str], worker_id: str) -> None:
+    """Give back leased rows not attempted (the worker stops, or too little of its lease is left):
+    due again at once instead of when the lease would have run out."""
+    if not row_ids:
+        return
+    async with db.writing() as session:
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(list(row_ids)), OutboxMessage.claimed_by == worker_id, *pending())
+            .values(claimed_by=None, claimed_until=None)
+            .execution_options(synchronize_session=False)
+        )

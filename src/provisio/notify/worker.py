@@ -1,0 +1,305 @@
+"""The outbox worker: claims due notifications, delivers them, records the outcome, and says it is alive.
+
+It runs inside ``provisio serve`` (``PROVISIO_OUTBOX_WORKER``) or on its own as ``provisio worker``;
+any number of workers may share one outbox, since each row is leased to one of them at a time.
+
+Delivery is at least once. The one window for a duplicate is between the SMTP server accepting a
+message and the worker committing ``sent_at``: if the worker dies there, the row's lease runs out and
+another attempt sends it again. The window is kept small: each row is marked the moment it is
+accepted (not at the end of a batch), marking is retried while the lease lasts, a row is only sent
+while enough of its lease is left for the send and the marking (so a slow worker does not lose it to
+another mid-send), and stopping lets the current send finish and be marked. A message delivered twice
+keeps its Message-ID, so receivers that deduplicate show it once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from provisio.config import Settings
+from provisio.db.engine import Database
+from provisio.db.models import OutboxMessage, WorkerHeartbeat, utcnow
+from provisio.metrics import MAILS_FAILED, MAILS_SENT
+from provisio.notify import outbox
+from provisio.notify.mail import DeliveryError, Sender, mail_sender
+
+log = structlog.get_logger("provisio.notify.worker")
+
+# A row is sent only while at least the SMTP timeout and this much more of its lease is left: the rest
+# is for committing ``sent_at`` before another worker may take the row.
+LEASE_MARGIN_SECONDS = 1.0
+# Heartbeat rows of workers silent for this long are removed when a worker starts.
+FORGET_WORKERS_AFTER = timedelta(days=1)
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()[:60]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _heartbeat_upsert(dialect: Any) -> Any:
+    insert = dialect.insert(WorkerHeartbeat)
+    return insert.on_conflict_do_update(
+        index_elements=[WorkerHeartbeat.worker_id],
+        set_={
+            "beat_at": insert.excluded.beat_at,
+            "sent": insert.excluded.sent,
+            "failed": insert.excluded.failed,
+        },
+    )
+
+
+# Both dialects spell an upsert the same way, but through their own insert constructs.
+_HEARTBEATS = {"postgresql": _heartbeat_upsert(postgresql), "sqlite": _heartbeat_upsert(sqlite)}
+
+
+class OutboxWorker:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        *,
+        worker_id: str | None = None,
+        senders: Mapping[str, Sender] | None = None,
+    ) -> None:
+        if settings.outbox_lease_seconds <= settings.smtp_timeout_seconds + LEASE_MARGIN_SECONDS:
+            raise ValueError(
+                "PROVISIO_OUTBOX_LEASE_SECONDS must be longer than PROVISIO_SMTP_TIMEOUT_SECONDS "
+                f"plus {LEASE_MARGIN_SECONDS:g} s, or no notification could be sent in time."
+            )
+        self.db = db
+        self.settings = settings
+        self.worker_id = worker_id or new_worker_id()
+        self.senders: Mapping[str, Sender] = (
+            senders if senders is not None else {outbox.MAIL: mail_sender(settings)}
+        )
+        self.sent = 0
+        self.failed = 0
+        self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    # --- one pass ---------------------------------------------------------------------------------
+
+    async def beat(self) -> None:
+        now = utcnow()
+        async with self.db.writing() as session:
+            await session.execute(
+                _HEARTBEATS[self.db.dialect],
+                {
+                    "worker_id": self.worker_id,
+                    "beat_at": now,
+                    "started_at": now,
+                    "sent": self.sent,
+                    "failed": self.failed,
+                },
+            )
+
+    async def run_once(self) -> int:
+        """Beat, claim one batch and deliver it; how many rows were claimed."""
+        await self.beat()
+        batch = await outbox.claim_due(
+            self.db,
+            self.worker_id,
+            kinds=self.senders.keys(),
+            limit=self.settings.outbox_batch_size,
+            lease_seconds=self.settings.outbox_lease_seconds,
+        )
+        for index, item in enumerate(batch):
+            left = (item.claimed_until - utcnow()).total_seconds()
+            if self._stop.is_set() or left < self.settings.smtp_timeout_seconds + LEASE_MARGIN_SECONDS:
+                await outbox.release(self.db, [rest.id for rest in batch[index:]], self.worker_id)
+                break
+            await self.deliver(item)
+        return len(batch)
+
+    async def deliver(self, item: outbox.Claimed) -> None:
+        try:
+            await self.senders[item.kind](item)
+        except Exception as exc:
+            permanent = isinstance(exc, DeliveryError) and exc.permanent
+            await self._failed(item, exc if isinstance(exc, DeliveryError) else repr(exc), permanent)
+            return
+        self.sent += 1
+        if item.kind == outbox.MAIL:
+            MAILS_SENT.inc()
+        await self._mark_sent(item)
+
+    async def _mark_sent(self, item: outbox.Claimed) -> None:
+        # Delivered but not yet marked: this is the window for a duplicate, so a failing database is
+        # tried again for as long as the lease keeps the row ours.
+        delay = 0.1
+        while True:
+            try:
+                await outbox.mark_sent(self.db, item.id)
+                return
+            except Exception:
+                if utcnow() + timedelta(seconds=delay) >= item.claimed_until:
+                    log.exception("outbox.mark_sent_failed", outbox_id=item.id, worker=self.worker_id)
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _failed(self, item: outbox.Claimed, error: object, permanent: bool) -> None:
+        self.failed += 1
+        if item.kind == outbox.MAIL:
+            MAILS_FAILED.inc()
+        settings = self.settings
+        dead = await outbox.mark_failed(
+            self.db,
+            item,
+            self.worker_id,
+            str(error),
+            permanent=permanent,
+            max_attempts=settings.outbox_max_attempts,
+            backoff_base=settings.outbox_backoff_seconds,
+            backoff_cap=settings.outbox_backoff_max_seconds,
+        )
+        log.warning(
+            "outbox.dead" if dead else "outbox.retry",
+            outbox_id=item.id,
+            kind=item.kind,
+            attempts=item.attempts + 1,
+            error=str(error),
+        )
+
+    # --- the loop ---------------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Look for due rows now (called after a commit that enqueued, from any thread)."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    async def run(self) -> None:
+        """Until ``stop()``: deliver what is due, then sleep until the poll interval passes or a
+        transaction of this process enqueues."""
+        self._loop = asyncio.get_running_loop()
+        outbox.add_wakeup(self.wake)
+        log.info("outbox.worker_started", worker=self.worker_id)
+        try:
+            await self._forget_silent_workers()
+            while not self._stop.is_set():
+                self._wake.clear()
+                claimed = 0
+                try:
+                    claimed = await self.run_once()
+                except Exception:
+                    log.exception("outbox.pass_failed", worker=self.worker_id)
+                if claimed >= self.settings.outbox_batch_size:
+                    continue  # a full batch: more may be due
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.settings.outbox_poll_seconds)
+        finally:
+            outbox.remove_wakeup(self.wake)
+            log.info("outbox.worker_stopped", worker=self.worker_id, sent=self.sent, failed=self.failed)
+
+    async def _forget_silent_workers(self) -> None:
+        try:
+            async with self.db.writing() as session:
+                await session.execute(
+                    delete(WorkerHeartbeat).where(WorkerHeartbeat.beat_at < utcnow() - FORGET_WORKERS_AFTER)
+                )
+        except Exception:
+            log.exception("outbox.forget_workers_failed")
+
+    def start(self) -> asyncio.Task[None]:
+        self._task = asyncio.create_task(self.run(), name=f"outbox-worker {self.worker_id}")
+        return self._task
+
+    async def stop(self) -> None:
+        """Finish the send in progress (and mark it), give back the rest of the batch, and return."""
+        self._stop.set()
+        self._wake.set()
+        if self._task is None:
+            return
+        try:
+            # A send is bounded by the SMTP timeout; marking it gets a little more.
+            await asyncio.wait_for(
+                asyncio.shield(self._task), self.settings.smtp_timeout_seconds + 5 * LEASE_MARGIN_SECONDS
+            )
+        except TimeoutError:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+
+# --- health ---------------------------------------------------------------------------------------
+
+
+def _age(now: datetime, then: datetime | None) -> float | None:
+    return None if then is None else max((now - then).total_seconds(), 0.0)
+
+
+async def outbox_health(db: Database) -> dict[str, Any]:
+    """The outbox at a glance, for /readyz and /metrics:
+
+    - ``depth``: pending rows (neither sent nor given up), ``due``: those whose time has come;
+    - ``oldest_due_age_seconds``: how long the longest-waiting due row has waited (None: nothing due);
+    - ``dead``: rows given up, kept for inspection;
+    - ``last_heartbeat_age_seconds``: since the most recent beat of any worker (None: no worker ever);
+    - ``workers``: workers known (those silent for a day are forgotten when a worker starts);
+    - ``sent`` / ``failed``: deliveries and failed attempts, summed over the known workers since each
+      started."""
+    now = utcnow()
+    is_due = OutboxMessage.available_at <= now
+    async with db.reading() as session:
+        depth, due, oldest_due = (
+            await session.execute(
+                select(
+                    func.count(),
+                    func.count().filter(is_due),
+                    func.min(OutboxMessage.available_at).filter(is_due),
+                ).where(*outbox.pending())
+            )
+        ).one()
+        dead = await session.scalar(select(func.count()).where(OutboxMessage.dead_at.is_not(None)))
+        last_beat, workers, sent, failed = (
+            await session.execute(
+                select(
+                    func.max(WorkerHeartbeat.beat_at),
+                    func.count(),
+                    func.coalesce(func.sum(WorkerHeartbeat.sent), 0),
+                    func.coalesce(func.sum(WorkerHeartbeat.failed), 0),
+                )
+            )
+        ).one()
+    return {
+        "depth": int(depth),
+        "due": int(due or 0),
+        "oldest_due_age_seconds": _age(now, _as_datetime(oldest_due)),
+        "dead": int(dead or 0),
+        "last_heartbeat_age_seconds": _age(now, _as_datetime(last_beat)),
+        "workers": int(workers),
+        "sent": int(sent),
+        "failed": int(failed),
+    }
+
+
+def _as_datetime(value: Any) -> datetime | None:
+    """An aggregate of a UTC column: a datetime on PostgreSQL, SQLAlchemy's stored text on SQLite."""
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value)).replace(tzinfo=UTC)
+
+
+def outbox_problem(health: Mapping[str, Any], settings: Settings) -> str | None:
+    """Why the outbox is not healthy ("worker alive and not stuck"), or None."""
+    beat = health["last_heartbeat_age_seconds"]
+    if beat is None:
+        return "no outbox worker has ever run (start `provisio worker` or set PROVISIO_OUTBOX_WORKER=true)"
+    if beat > settings.outbox_heartbeat_max_age_seconds:
+        return f"no outbox worker is alive: the last heartbeat is {beat:.0f} s old"
+    oldest = health["oldest_due_age_seconds"]
+    if oldest is not None and oldest > settings.outbox_max_due_age_seconds:
+        return f"the outbox is stuck: a due notification has waited {oldest:.0f} s"
+    return None

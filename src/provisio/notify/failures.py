@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
 import jinja2
@@ -94,6 +94,38 @@ class Failure:
     member_id: str | None = None
     at: datetime = field(default_factory=utcnow)
     reason_code: str | None = None  # ``ScimError.reason``: the domain rule that refused
+
+
+class RefusedRequest(Protocol):
+    """What a SCIM error says about a refusal (``provisio.scim.errors.ScimError``)."""
+
+    status: int
+    detail: str
+    scim_type: str | None
+    reason: str | None
+
+
+def failure_from_error(
+    workspace_id: str,
+    operation: str,
+    error: RefusedRequest,
+    *,
+    user_name: str | None = None,
+    member_id: str | None = None,
+    at: datetime | None = None,
+) -> Failure:
+    """The failure of a request that ended in ``error``, as the provisioning log writes it."""
+    return Failure(
+        workspace_id=workspace_id,
+        operation=operation,
+        status=error.status,
+        scim_type=error.scim_type,
+        detail=error.detail,
+        user_name=user_name,
+        member_id=member_id,
+        at=at or utcnow(),
+        reason_code=error.reason,
+    )
 
 
 class Severity(StrEnum):

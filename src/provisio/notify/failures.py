@@ -454,8 +454,8 @@ async def _send_digest(session: AsyncSession, state: NotificationState, settings
         "total": state.pending,
         "window_minutes": _window_length(state, settings) // timedelta(minutes=1),
         "log_url": _log_url(settings, workspace, state.window_started_at, state.window_ends_at),
-        "window_start": _iso(state.window_started_at),
-        "window_end": _iso(state.window_ends_at),
+        "window_start": state.window_started_at.strftime("%Y-%m-%d %H:%M"),
+        "window_end": state.window_ends_at.strftime("%Y-%m-%d %H:%M"),
     }
     return await _mail(
         session,

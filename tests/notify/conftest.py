@@ -100,8 +100,9 @@ def mail_settings(settings: Settings, smtp: SmtpRecorder) -> Settings:
     return fast(settings, smtp_host="127.0.0.1", smtp_port=smtp.port)
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 async def empty_outbox(db: Database) -> None:
+    """Tests share the session's database: each starts from an empty outbox and no known worker."""
     async with db.writing() as session:
         await session.execute(delete(OutboxMessage))
         await session.execute(delete(WorkerHeartbeat))

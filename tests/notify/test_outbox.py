@@ -13,6 +13,8 @@ from provisio.notify.outbox import backoff_seconds, enqueue, enqueue_mail
 from tests.conftest import Tenant
 from tests.notify.helpers import rows
 
+pytestmark = pytest.mark.usefixtures("empty_outbox")
+
 
 class Boom(Exception):
     pass

@@ -8,11 +8,11 @@ from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from provisio.config import Settings
 from provisio.db.engine import Database
-from provisio.db.models import NotificationDigestEntry, NotificationState
+from provisio.db.models import Admin, NotificationDigestEntry, NotificationState
 from provisio.domain import notifications as notification_service
 from provisio.domain import workspaces as workspace_service
 from provisio.domain.errors import Reason
@@ -320,3 +320,34 @@ async def test_a_workspace_digest_window_of_its_own(
     assert (await _state(db, tenant.id)).window_ends_at == T0 + timedelta(seconds=600)
     await _flush(db, settings, timedelta(seconds=600))
     assert len(await mails(db, tenant.id)) == 2
+
+
+async def test_an_address_the_outbox_refuses_does_not_fail_the_log(
+    db: Database, settings: Settings, tenant: OAuthTenant
+) -> None:
+    """An admin account's e-mail is checked less strictly than the outbox checks recipients."""
+    odd = await make_admin(db, tenant.key)
+    async with db.writing() as session:
+        await session.execute(
+            update(Admin)
+            .where(Admin.email == odd)
+            .values(email="a,b@acme.example", email_lower="a,b@acme.example")
+        )
+    await note(db, settings, per_user(tenant.id, "a@other.example"))
+    assert [m.to for m in await mails(db, tenant.id)] == [[tenant.admin_email]]
+
+
+async def test_a_rolled_back_transaction_takes_its_mail_and_window_with_it(
+    db: Database, settings: Settings, tenant: OAuthTenant
+) -> None:
+    class Rollback(Exception):
+        pass
+
+    with pytest.raises(Rollback):
+        async with db.writing() as session:
+            await failures.note_failure(session, per_user(tenant.id, "a@other.example"), settings)
+            raise Rollback
+    assert await mails(db, tenant.id) == []
+    await note(db, settings, per_user(tenant.id, "b@other.example", 5))
+    [mail] = await mails(db, tenant.id)
+    assert "b@other.example" in mail.text, "the window was never opened: this failure is the first"

@@ -30,6 +30,7 @@ from typing import Any, Protocol
 from urllib.parse import urlencode
 
 import jinja2
+import structlog
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -39,6 +40,8 @@ from provisio.db.models import NotificationDigestEntry, NotificationState, Works
 from provisio.domain import notifications
 from provisio.domain.errors import Reason
 from provisio.notify.outbox import enqueue_mail
+
+log = structlog.get_logger("provisio.notify")
 
 # Reasons the notifier adds for failures that carry no domain reason.
 CREDENTIALS_REFUSED = "credentials_refused"  # 401 on the workspace's Tenant URL
@@ -358,15 +361,21 @@ async def _mail(
             "unsubscribe_url": f"{settings.public_base}/console/notifications/unsubscribe/{token}",
             "settings_url": f"{settings.public_base}/console/workspaces/{workspace.key}/notifications",
         }
-        queued = await enqueue_mail(
-            session,
-            to=[address],
-            subject=subject,
-            text=_TEMPLATES.get_template("failures.txt").render(values),
-            html=_TEMPLATES.get_template("failures.html").render(values),
-            workspace_id=workspace.id,
-            dedupe_key=_dedupe_key(*key, address.lower()),
-        )
+        try:
+            queued = await enqueue_mail(
+                session,
+                to=[address],
+                subject=subject,
+                text=_TEMPLATES.get_template("failures.txt").render(values),
+                html=_TEMPLATES.get_template("failures.html").render(values),
+                workspace_id=workspace.id,
+                dedupe_key=_dedupe_key(*key, address.lower()),
+            )
+        except ValueError:
+            # An address the outbox cannot send to (an admin account's e-mail is checked less strictly)
+            # must not fail the transaction that logs the failure.
+            log.warning("failures.unmailable_recipient", workspace=workspace.key)
+            continue
         mailed = mailed or queued is not None
     return mailed
 

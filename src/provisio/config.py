@@ -98,6 +98,14 @@ class Settings(BaseSettings):
     http_body_timeout_seconds: float = Field(
         default=30.0, gt=0, le=3600, description="Longest pause in an unfinished request body: else 408."
     )
+    # Failure e-mails to a workspace's admins (provisio.notify.failures).
+    notify_digest_seconds: int = Field(
+        default=3600,
+        ge=60,
+        le=7 * 86400,
+        description="Digest window of failure e-mails: at most one digest per workspace per window "
+        "(a workspace's admins can choose their own).",
+    )
     # E-mail (provisio.notify.mail) and the outbox worker that delivers it (provisio.notify.worker).
     smtp_host: str = Field(
         default="",

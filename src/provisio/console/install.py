@@ -18,6 +18,7 @@ from provisio.console.deps import LoginRequired, PageError
 from provisio.console.domains_routes import router as domains_router
 from provisio.console.log_routes import router as log_router
 from provisio.console.members_routes import router as members_router
+from provisio.console.notifications_routes import router as notifications_router
 from provisio.console.scim_routes import router as scim_router
 from provisio.console.sessions import signed_in
 from provisio.console.static import router as static_router
@@ -96,6 +97,7 @@ def install_console(app: FastAPI) -> None:
     app.include_router(billing_router)
     app.include_router(domains_router)
     app.include_router(admins_router)
+    app.include_router(notifications_router)
     app.include_router(consent_router)
     app.add_exception_handler(LoginRequired, _login_required)
     app.add_exception_handler(PageError, _page_error)

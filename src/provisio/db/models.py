@@ -534,3 +534,75 @@ class WorkerHeartbeat(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent: Mapped[int] = mapped_column(Integer, default=0)
     failed: Mapped[int] = mapped_column(Integer, default=0)
+
+
+# --- Failure e-mails (provisio.domain.notifications, provisio.notify.failures) -------------------------
+
+
+class NotificationState(Base):
+    """A workspace's failure e-mails: the digest window an admin chose, and the window now open.
+
+    One row per workspace, created on first use and locked (``FOR UPDATE``) by every failure that is
+    noted, so two concurrent failures at a quiet window's start open it once and mail once.
+    """
+
+    __tablename__ = "notification_states"
+
+    workspace_id: Mapped[str] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    digest_seconds: Mapped[int | None] = mapped_column(Integer)  # None: PROVISIO_NOTIFY_DIGEST_SECONDS
+    window_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # None: quiet
+    window_ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    # Blocking reasons already mailed promptly in this window, comma-separated.
+    prompted: Mapped[str] = mapped_column(String(400), default="")
+    pending: Mapped[int] = mapped_column(Integer, default=0)  # failures waiting for the digest
+    overflow: Mapped[int] = mapped_column(Integer, default=0)  # of those, the ones past the entry cap
+
+
+class NotificationDigestEntry(Base):
+    """Failures waiting for a workspace's digest, one row per (userName, reason) with how often."""
+
+    __tablename__ = "notification_digest_entries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    user_name: Mapped[str] = mapped_column(String(512), default="")  # "" when the request named no user
+    reason: Mapped[str] = mapped_column(String(40))
+    count: Mapped[int] = mapped_column(Integer, default=1)
+    first_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+    __table_args__ = (
+        Index("uq_notification_digest_entries_key", "workspace_id", "reason", "user_name", unique=True),
+    )
+
+
+class NotificationRecipient(Base):
+    """An address an admin added to a workspace's failure e-mails, beside its admins."""
+
+    __tablename__ = "notification_recipients"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    email: Mapped[str] = mapped_column(String(320))
+    email_lower: Mapped[str] = mapped_column(String(320))
+    added_by: Mapped[str] = mapped_column(String(320), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        Index("uq_notification_recipients_address", "workspace_id", "email_lower", unique=True),
+    )
+
+
+class NotificationOptOut(Base):
+    """A recipient who unsubscribed from a workspace's failure e-mails."""
+
+    __tablename__ = "notification_opt_outs"
+
+    workspace_id: Mapped[str] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    email_lower: Mapped[str] = mapped_column(String(320), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

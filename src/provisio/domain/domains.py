@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from provisio.config import Settings
 from provisio.db.models import Workspace, WorkspaceDomain, utcnow
-from provisio.domain.errors import DomainError, Kind
+from provisio.domain.errors import DomainError, Kind, Reason
 from provisio.domain.uniqueness import flush_or_conflict
 
 TXT_PREFIX = "provisio-verification="
@@ -259,6 +259,7 @@ async def check_member_email(session: AsyncSession, workspace: Workspace, email:
             Kind.INVALID,
             f"Workspace {workspace.name} has no verified domain yet, so it cannot accept users: verify your "
             f"e-mail domain in {SETTINGS_HINT} and retry.",
+            Reason.NO_VERIFIED_DOMAIN,
         )
     if workspace.allow_other_domains:
         return
@@ -269,6 +270,7 @@ async def check_member_email(session: AsyncSession, workspace: Workspace, email:
             "The user has no e-mail address, and this workspace accepts only users with an e-mail in its "
             f'verified domains ({listed}). Send the user\'s work e-mail, or turn on "Allow other domains" '
             f"in {SETTINGS_HINT}.",
+            Reason.NO_EMAIL,
         )
     domain = email_domain(email)
     if domain not in verified:
@@ -277,6 +279,7 @@ async def check_member_email(session: AsyncSession, workspace: Workspace, email:
             f"The e-mail domain {domain} (of {email}) is not a verified domain of this workspace (verified: "
             f"{listed}). Verify {domain} in {SETTINGS_HINT}, use the user's address in a verified domain, or "
             f'turn on "Allow other domains" there.',
+            Reason.DOMAIN_NOT_VERIFIED,
         )
 
 

@@ -9,6 +9,7 @@ per workspace, operation, status, credential and minute, whose ``repeats`` and `
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, cast
@@ -187,19 +188,31 @@ async def record_repeat(session: AsyncSession, event: Event) -> None:
     await session.execute(_repeat_statement(session.get_bind().dialect.name), row)
 
 
-async def record_failure(db: Database, event: Event) -> None:
+async def record_failure(
+    db: Database, event: Event, also: Callable[[AsyncSession], Awaitable[None]] | None = None
+) -> None:
     """Write a failure in a short transaction of its own (one statement on PostgreSQL), after the
-    request's own work ended. A log write that fails is logged by the server and dropped: the IdP still
-    gets its answer."""
+    request's own work ended. ``also`` runs in the same transaction, after the event and inside a
+    savepoint: what the failure causes (a notification) commits with it, and if it fails the event
+    is still kept. A log write that fails is logged by the server and dropped: the IdP still gets its
+    answer."""
     if event.outcome != FAILURE:
         event = replace(event, outcome=FAILURE)
     try:
-        if db.single_statement_writes:
+        if db.single_statement_writes and also is None:
             async with db.autocommit() as session:
                 await _write_failure(session, event)
         else:
             async with db.writing() as session:
                 await _write_failure(session, event)
+                if also is not None:
+                    try:
+                        async with session.begin_nested():
+                            await also(session)
+                    except Exception:
+                        log.warning(
+                            "events.consequence_failed", workspace_id=event.workspace_id, exc_info=True
+                        )
     except Exception:
         log.warning(
             "events.write_failed",

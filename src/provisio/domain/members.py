@@ -32,7 +32,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from provisio.db.models import Member, Person, Workspace, new_id, utcnow
 from provisio.domain import events, member_buckets, membership
-from provisio.domain.errors import DomainError, Kind
+from provisio.domain.errors import DomainError, Kind, Reason
 from provisio.domain.uniqueness import conflict_on, flush_or_conflict
 from provisio.domain.workspaces import WorkspaceIdentity, WorkspaceRef
 
@@ -97,6 +97,7 @@ def _check_lengths(doc: dict[str, Any]) -> None:
                 Kind.INVALID,
                 f"{label} is {len(value)} characters long; this server accepts at most "
                 f"{_column_limit(column)}. Shorten it in your identity provider.",
+                Reason.VALUE_TOO_LONG,
             )
 
 
@@ -192,6 +193,7 @@ def _user_name_taken(user_name: str) -> DomainError:
         Kind.CONFLICT,
         f"A user with userName {user_name!r} already exists in this workspace (userName is unique, ignoring "
         "case). Link the existing user in your identity provider instead of creating a new one.",
+        Reason.USER_NAME_TAKEN,
     )
 
 

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from provisio.db.models import Member, Person
 from provisio.domain import domains, seats
-from provisio.domain.errors import DomainError, Kind
+from provisio.domain.errors import DomainError, Kind, Reason
 from provisio.domain.workspaces import WorkspaceRef
 
 PersonFinder = Callable[[AsyncSession, str | None], Awaitable[Person | None]]
@@ -39,6 +39,7 @@ def _elsewhere(email: str) -> DomainError:
         Kind.CONFLICT,
         f"{email} already belongs to another workspace, and a person can belong to only one workspace. "
         "Ask that workspace's admins to deactivate or remove them there, then retry.",
+        Reason.OTHER_WORKSPACE,
     )
 
 

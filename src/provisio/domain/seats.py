@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from provisio.db.models import Member, SeatLedgerEntry, Workspace, utcnow
-from provisio.domain.errors import DomainError, Kind
+from provisio.domain.errors import DomainError, Kind, Reason
 
 MAX_PURCHASED = 1_000_000
 KIND_AUTO_CHARGE = "auto_charge"
@@ -99,12 +99,12 @@ def no_free_seat(workspace: Workspace, used: int) -> DomainError:
     head = f"No free seat in workspace {workspace.name} ({used} of {workspace.seats_purchased} used)"
     if not workspace.license_auto_charge:
         detail = f"{head} and license auto-charge is off: enable it or buy seats in {SETTINGS_HINT}"
-    else:
-        detail = (
-            f"{head} and license auto-charge has reached its maximum of {workspace.license_max_seats} seats: "
-            f"raise the maximum or buy seats in {SETTINGS_HINT}"
-        )
-    return DomainError(Kind.FORBIDDEN, detail)
+        return DomainError(Kind.FORBIDDEN, detail, Reason.NO_FREE_SEAT)
+    detail = (
+        f"{head} and license auto-charge has reached its maximum of {workspace.license_max_seats} seats: "
+        f"raise the maximum or buy seats in {SETTINGS_HINT}"
+    )
+    return DomainError(Kind.FORBIDDEN, detail, Reason.AUTO_CHARGE_MAXIMUM)
 
 
 async def take_seat(

@@ -32,6 +32,7 @@ from provisio.db.engine import Database
 from provisio.db.models import OutboxMessage, WorkerHeartbeat, utcnow
 from provisio.metrics import MAILS_FAILED, MAILS_SENT
 from provisio.notify import outbox
+from provisio.notify.failures import flush_due_digests
 from provisio.notify.mail import DeliveryError, Sender, mail_sender
 
 log = structlog.get_logger("provisio.notify.worker")
@@ -107,8 +108,13 @@ class OutboxWorker:
             )
 
     async def run_once(self) -> int:
-        """Beat, claim one batch and deliver it; how many rows were claimed."""
+        """Beat, enqueue the digests whose window ended, claim one batch and deliver it; how many rows
+        were claimed."""
         await self.beat()
+        try:
+            await flush_due_digests(self.db, self.settings)
+        except Exception:  # a digest that cannot be built must not hold up the mail already due
+            log.exception("notify.digest_flush_failed", worker=self.worker_id)
         batch = await outbox.claim_due(
             self.db,
             self.worker_id,

@@ -26,11 +26,15 @@ EXPIRED_CURSOR = "expiredCursor"
 class ScimError(Exception):
     """A failure the client is told about, with a detail a person can act on."""
 
-    def __init__(self, status: int, detail: str, scim_type: str | None = None) -> None:
+    def __init__(
+        self, status: int, detail: str, scim_type: str | None = None, reason: str | None = None
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
         self.scim_type = scim_type
+        # The domain rule's machine-readable reason (``provisio.domain.errors.Reason``), never sent.
+        self.reason = reason
 
     def to_body(self) -> dict[str, Any]:
         body: dict[str, Any] = {"schemas": [ERROR_SCHEMA], "status": str(self.status), "detail": self.detail}

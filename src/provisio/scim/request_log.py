@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from provisio import request_id
 from provisio.db.models import Member
@@ -19,6 +20,7 @@ from provisio.domain.events import (
     redact_body,
 )
 from provisio.metrics import provisioning_event
+from provisio.notify.failures import classify, failure_from_error, note_failure
 from provisio.scim.auth import Unauthorized, refusal
 from provisio.scim.call import ScimCall
 from provisio.scim.errors import ScimError
@@ -96,5 +98,12 @@ async def log_failure(call: ScimCall, error: ScimError) -> None:
         duration_ms=_duration_ms(call),
         request_body=redact_body(body),
     )
-    await record_failure(call.db, event)
+    failure = failure_from_error(workspace_id, call.action, error, user_name=user_name, member_id=member_id)
+    also = None
+    if classify(failure) is not None:  # the admins may have to hear of it
+
+        async def also(session: AsyncSession) -> None:
+            await note_failure(session, failure, call.settings)
+
+    await record_failure(call.db, event, also)
     provisioning_event(call.action, FAILURE)

@@ -35,4 +35,4 @@ _DOMAIN_STATUS = {
 
 def from_domain(error: DomainError) -> ScimError:
     status, scim_type = _DOMAIN_STATUS[error.kind]
-    return ScimError(status, error.detail, scim_type)
+    return ScimError(status, error.detail, scim_type, error.reason)

@@ -1,0 +1,83 @@
+"""The SCIM API's failures reach the failure e-mails: the refusal an IdP gets is logged and, in the same
+transaction, mailed to the workspace's admins (or counted into the digest)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+import orjson
+from sqlalchemy import select
+
+from provisio.db.engine import Database
+from provisio.db.models import OutboxMessage, ProvisioningEvent
+from provisio.domain import admins as admin_service
+from provisio.domain import workspaces as workspace_service
+from tests.conftest import Tenant, make_tenant
+
+SCIM = "application/scim+json"
+USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+
+
+def _user(name: str) -> dict[str, Any]:
+    return {"schemas": [USER], "userName": name, "emails": [{"value": name, "primary": True}]}
+
+
+async def _with_admin(db: Database, tenant: Tenant) -> str:
+    email = f"it-{uuid.uuid4().hex[:8]}@admins.example"
+    async with db.writing() as session:
+        ws = await workspace_service.require_workspace(session, tenant.key)
+        admin = await admin_service.create_admin(session, email, "a long enough password")
+        await admin_service.grant_workspace(session, admin, ws)
+    return email
+
+
+async def _mails(db: Database, workspace_id: str) -> list[dict[str, Any]]:
+    async with db.reading() as session:
+        rows = await session.scalars(
+            select(OutboxMessage.payload)
+            .where(OutboxMessage.workspace_id == workspace_id, OutboxMessage.kind == "mail")
+            .order_by(OutboxMessage.created_at)
+        )
+        return [orjson.loads(payload) for payload in rows]
+
+
+async def _failures(db: Database, workspace_id: str) -> int:
+    async with db.reading() as session:
+        rows = await session.scalars(
+            select(ProvisioningEvent.repeats).where(
+                ProvisioningEvent.workspace_id == workspace_id, ProvisioningEvent.outcome == "failure"
+            )
+        )
+        return sum(rows)
+
+
+async def test_a_refused_create_is_mailed_once_then_counted(client: httpx.AsyncClient, db: Database) -> None:
+    tenant = await make_tenant(db, "Full", seats=0)
+    admin = await _with_admin(db, tenant)
+    headers = {**tenant.headers, "Content-Type": SCIM}
+
+    for name in ("ada", "bob", "cyd"):
+        response = await client.post(
+            f"{tenant.base}/Users", json=_user(f"{name}@{tenant.key}.test"), headers=headers
+        )
+        assert response.status_code == 403, response.text
+
+    assert await _failures(db, tenant.id) == 3
+    mails = await _mails(db, tenant.id)
+    assert len(mails) == 1, mails  # the first is mailed at once; the others wait for the digest
+    assert mails[0]["to"] == [admin]
+    assert tenant.name in mails[0]["subject"]
+    assert "seat" in mails[0]["text"].lower()
+
+
+async def test_a_request_that_mails_nobody_keeps_the_one_statement_log(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    tenant = await make_tenant(db, "Quiet")
+    await _with_admin(db, tenant)
+    missing = await client.get(f"{tenant.base}/Users/{uuid.uuid4()}", headers=tenant.headers)
+    assert missing.status_code == 404
+    assert await _failures(db, tenant.id) == 1
+    assert await _mails(db, tenant.id) == []

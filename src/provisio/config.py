@@ -161,6 +161,11 @@ class Settings(BaseSettings):
         gt=0,
         description="Health: a due notification waiting longer means the worker is stuck.",
     )
+    outbox_retention_days: int = Field(
+        default=7,
+        ge=1,
+        description="Days a sent or given-up notification (its whole message) is kept before it is pruned.",
+    )
     # The provisioning log (provisio.domain.provisioning_log): how long events are kept, and the pruning.
     log_retention_days: int = Field(
         default=90, ge=1, description="Days a provisioning-log event is kept before it is pruned."

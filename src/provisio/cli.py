@@ -792,7 +792,7 @@ def worker(
 
 @notify_app.command("test")
 def notify_test(workspace: str, as_json: bool = JSON_OPTION) -> None:
-    """Enqueue a test e-mail to a workspace's admins (the worker delivers it)."""
+    """Enqueue a test e-mail to those who get the workspace's failure e-mails (the worker delivers it)."""
     from provisio.notify.checks import enqueue_test_mail
 
     settings = get_settings()
@@ -806,8 +806,8 @@ def notify_test(workspace: str, as_json: bool = JSON_OPTION) -> None:
     data = _run(work, as_json)
     count = len(data["recipients"])
     lines = [
-        f"Enqueued a test e-mail to {count} admin{'s' if count != 1 else ''} of {data['workspace']}: "
-        + ", ".join(data["recipients"]),
+        f"Enqueued a test e-mail to {count} recipient{'s' if count != 1 else ''} of {data['workspace']}'s "
+        "failure e-mails: " + ", ".join(data["recipients"]),
         f"The outbox worker delivers it through {_mail_route(settings)}.",
     ]
     _emit({**data, "recipient_count": count}, as_json, lines)

@@ -190,6 +190,10 @@ class Settings(BaseSettings):
     readyz_timeout_seconds: float = Field(
         default=2.0, gt=0, le=30, description="How long each /readyz check may take before it fails."
     )
+    readyz_outbox: bool = Field(
+        default=True,
+        description="A dead or stuck outbox worker makes /readyz 503 (false: only reported in its JSON).",
+    )
 
     @property
     def public_base(self) -> str:

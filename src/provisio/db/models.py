@@ -536,6 +536,13 @@ class OutboxMessage(Base):
             sqlite_where=text("dead_at IS NOT NULL"),
             postgresql_where=text("dead_at IS NOT NULL"),
         ),
+        # Sent rows, oldest first: the retention's pruning reads this, never the whole table.
+        Index(
+            "ix_outbox_sent",
+            "sent_at",
+            sqlite_where=text("sent_at IS NOT NULL"),
+            postgresql_where=text("sent_at IS NOT NULL"),
+        ),
         Index("ix_outbox_workspace_id", "workspace_id"),
     )
 

@@ -170,9 +170,9 @@ async def _issue_token(session: AsyncSession, admin: Admin, actor: str) -> str:
 
 async def remove_admin(session: AsyncSession, workspace: Workspace, admin_id: str) -> str:
     """Take the workspace from one of its admins (themself included); refused for the last one, and for
-    the last one who can sign in (has a password). Returns
-    the removed admin's e-mail. An account left without any workspace loses its pending set-password
-    link, so an invite withdrawn this way stops working."""
+    the last one with a password while others are only invited (removing an invited one never lessens
+    who can sign in, so it is allowed). Returns the removed admin's e-mail. An account left without any
+    workspace loses its pending set-password link, so an invite withdrawn this way stops working."""
     locked = await lock_workspace(session, workspace.id)
     admin = await workspace_admin(session, locked.id, admin_id=admin_id)
     others = (

@@ -584,35 +584,46 @@ def admin_add(
     email: str = typer.Argument(..., help="E-mail address of the admin."),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Make EMAIL an admin of a workspace; a new account gets a one-time set-password link (72 hours)."""
+    """Make EMAIL an admin of a workspace; a new account gets a one-time set-password link (72 hours),
+    printed and e-mailed to it."""
+
+    from provisio.notify import invites
 
     async def work(db: Database) -> dict[str, Any]:
         async with db.writing() as session:
             ws = await workspace_service.require_workspace(session, workspace)
-            added = await workspace_admin_service.add_admin(
-                session, ws, email, actor=seat_service.OPERATOR_CLI
+            invited = await invites.add_admin(
+                session, get_settings(), ws, email, actor=seat_service.OPERATOR_CLI
             )
+            added = invited.added
             data: dict[str, Any] = {
                 "workspace": ws.key,
                 "email": added.email,
                 "created": added.created,
-                "granted": added.token is None,
+                "granted": invited.shown_url is None,
+                "password_set": added.has_password,
+                "link_mailed": invited.mailed,
             }
-            if added.token is not None:
-                url = workspace_admin_service.set_password_url(get_settings().public_base, added.token)
-                data["set_password_url"] = url
+            if invited.shown_url is not None:
+                data["set_password_url"] = invited.shown_url
             return data
 
     data = _run(work, as_json)
-    if data["granted"]:
+    if data["password_set"]:
         lines = [
             f"Granted {data['workspace']} to {data['email']}, an existing account: they sign in with "
             "their password."
         ]
+    elif data["granted"]:
+        lines = [
+            f"Granted {data['workspace']} to {data['email']}, an existing account of another workspace "
+            "without a password yet: a new set-password link was e-mailed to them (not shown here)."
+        ]
     else:
         lines = [
             f"Added {data['email']} as an admin of {data['workspace']}.",
-            f"Set-password link (works once, for 72 hours): {data['set_password_url']}",
+            "Set-password link (also e-mailed to them; works once, for 72 hours): "
+            + data["set_password_url"],
         ]
     _emit(data, as_json, lines)
 

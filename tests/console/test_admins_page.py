@@ -9,11 +9,12 @@ import uuid
 from collections.abc import AsyncIterator
 
 import httpx
+import orjson
 import pytest
 from sqlalchemy import select
 
 from provisio.db.engine import Database
-from provisio.db.models import AdminPasswordToken, CredentialReveal
+from provisio.db.models import AdminPasswordToken, CredentialReveal, OutboxMessage
 from provisio.domain import admins as account_service
 from provisio.domain import workspace_admins as admin_service
 from provisio.domain.hashing import hash_secret
@@ -73,6 +74,18 @@ async def invite(browser: httpx.AsyncClient, tenant: OAuthTenant, email: str) ->
     return link.group(1)
 
 
+async def invite_mails(db: Database, email: str) -> list[dict[str, object]]:
+    """The set-password e-mails in the outbox for ``email``, oldest first."""
+    async with db.reading() as session:
+        rows = await session.execute(
+            select(OutboxMessage.payload)
+            .where(OutboxMessage.dedupe_key.like("admin-invite:%"))
+            .order_by(OutboxMessage.created_at, OutboxMessage.id)
+        )
+        payloads = [orjson.loads(p) for (p,) in rows]
+    return [p for p in payloads if p["to"] == [email]]
+
+
 def link_path(link: str) -> str:
     assert link.startswith("http://provisio.test/console/set-password/")
     return link.removeprefix("http://provisio.test")
@@ -123,6 +136,10 @@ async def test_adding_a_new_address_shows_the_set_password_link_once(
     again = await browser.get(location)  # a reload: the notice, never the link
     assert again.status_code == 200 and not LINK_RE.search(again.text) and token not in again.text
     assert f"Added {email}" in again.text
+    # The link is e-mailed to the new admin too, in the transaction that made it.
+    [mail] = await invite_mails(db, email)
+    assert link.group(1) in str(mail["text"]) and link.group(1) in str(mail["html"])
+    assert tenant.name in str(mail["subject"]) and "72 hours" in str(mail["text"])
     # The link opens the set-password page in a browser that is not signed in.
     async with new_browser(app) as stranger:
         form = await stranger.get(link_path(link.group(1)))
@@ -148,13 +165,71 @@ async def test_an_existing_account_is_granted_without_a_link(
     assert 'aria-invalid="true"' in twice.text
 
 
-@pytest.mark.parametrize("bad", ["", "not-an-address", "ada@localhost"])
+@pytest.mark.parametrize(
+    "bad", ["", "not-an-address", "ada@localhost", "ada\x00@acme.example", "a\x1b@acme.example", "a,b@x.io"]
+)
 async def test_an_invalid_address_is_refused_on_the_page(
     db: Database, browser: httpx.AsyncClient, tenant: OAuthTenant, bad: str
 ) -> None:
     r = await post(browser, tenant, "add", email=bad)
     assert r.status_code == 400 and "is not an e-mail address" in r.text and 'id="page-error"' in r.text
+    assert r.headers["content-type"].startswith("text/html")
     assert await emails(db, tenant) == [tenant.admin_email]
+
+
+@pytest.mark.parametrize("bad", ["\x00", "x\x00y", "\x07"])
+async def test_an_admin_id_with_a_control_character_is_not_found(
+    db: Database, browser: httpx.AsyncClient, tenant: OAuthTenant, bad: str
+) -> None:
+    await make_admin(db, tenant.key)
+    r = await post(browser, tenant, "remove", admin_id=bad)
+    assert r.status_code == 404 and "is not an admin of this workspace" in r.text
+    assert r.headers["content-type"].startswith("text/html")
+    assert len(await emails(db, tenant)) == 2
+
+
+async def test_an_account_another_workspace_invited_is_granted_without_showing_its_link(
+    db: Database, browser: httpx.AsyncClient, tenant: OAuthTenant, app: object
+) -> None:
+    """An admin of this workspace invites v; an admin of another adds v too. Seeing a link would let the
+    second choose v's password and enter this workspace: they see none, and the link the first saw stops
+    working (it would open both). A new one is e-mailed to v alone."""
+    victim = address("victim")
+    first_link = await invite(browser, tenant, victim)
+    async with new_browser(app) as other_browser:
+        other = await signed_in_tenant(db, other_browser)
+        r = await post(other_browser, other, "add", email=victim)
+        assert r.status_code == 303 and "notice=granted-mailed" in r.headers["location"]
+        assert "set-cookie" not in r.headers
+        page = await other_browser.get(r.headers["location"])
+        assert page.status_code == 200 and not LINK_RE.search(page.text) and "/set-password/" not in page.text
+        assert f"{victim} is now an admin of {other.name}. They have not set a password yet" in page.text
+        assert "The only admin who can sign in" in page.text  # the other's own admin
+    async with new_browser(app) as stranger:
+        assert (await stranger.get(link_path(first_link))).status_code == 404
+        mails = await invite_mails(db, victim)
+        assert len(mails) == 2 and first_link in str(mails[0]["text"])
+        newest = re.search(r"http://provisio\.test/console/set-password/\S+", str(mails[1]["text"]))
+        assert newest and newest.group(0) != first_link
+        form = await stranger.get(link_path(newest.group(0)))
+        assert form.status_code == 200 and victim in form.text
+    # Adding them again here shows no link either while the other workspace has them.
+    again = await post(browser, tenant, "add", email=victim)
+    assert again.status_code == 303 and "notice=granted-mailed" in again.headers["location"]
+    assert "set-cookie" not in again.headers
+
+
+async def test_the_only_admin_who_can_sign_in_cannot_leave_the_invited_ones_alone(
+    db: Database, browser: httpx.AsyncClient, tenant: OAuthTenant
+) -> None:
+    await invite(browser, tenant, address("invited"))
+    page = await browser.get(admins_path(tenant))
+    assert "The only admin who can sign in" in page.text
+    me = await id_of(db, tenant.admin_email)
+    r = await post(browser, tenant, "remove", admin_id=me)
+    assert r.status_code == 409 and r.headers["content-type"].startswith("text/html")
+    assert f"{tenant.admin_email} is the only admin of {tenant.name} who can sign in" in r.text
+    assert tenant.admin_email in await emails(db, tenant)
 
 
 async def test_a_form_without_its_csrf_token_changes_nothing(

@@ -128,3 +128,26 @@ async def test_an_unsubscribe_link_that_is_not_valid(app: object) -> None:
         assert r.status_code == 404 and "not valid" in r.text
         r = await stranger.get("/console/notifications/unsubscribe/")
         assert r.status_code == 404
+
+
+@pytest.mark.parametrize("bad", ["ada\x00@acme.example", "ada\x07@acme.example", "a,b@acme.example"])
+async def test_a_control_character_or_separator_is_a_clear_page(
+    db: Database, browser: httpx.AsyncClient, tenant: OAuthTenant, bad: str
+) -> None:
+    """NUL reached PostgreSQL, which cannot take it (a 500); a comma made two recipients of one."""
+    added = await submit(browser, page(tenant), "add", email=bad)
+    assert added.status_code == 400 and "is not an e-mail address" in added.text
+    assert added.headers["content-type"].startswith("text/html")
+    removed = await submit(browser, page(tenant), "remove", email=bad)
+    assert removed.status_code == 404 and removed.headers["content-type"].startswith("text/html")
+    assert await _extras(db, tenant) == []
+
+
+async def test_an_invited_admin_without_a_password_is_not_listed_as_a_recipient(
+    db: Database, browser: httpx.AsyncClient, tenant: OAuthTenant
+) -> None:
+    admins = f"/console/workspaces/{tenant.key}/admins"
+    invited = await submit(browser, admins, "add", email="new@acme.example")
+    assert invited.status_code == 303
+    r = await browser.get(page(tenant))
+    assert tenant.admin_email in r.text and "new@acme.example" not in r.text

@@ -42,17 +42,32 @@ async def test_admin_add_list_and_remove(tmp_path: Path) -> None:
 
     added = ok(cli(url, "admin", "add", "acme", "Grace@Acme.example", "--json"))
     assert added["workspace"] == "acme" and added["email"] == "Grace@Acme.example"
-    assert added["created"] is True and added["granted"] is False
+    assert added["created"] is True and added["granted"] is False and added["link_mailed"] is True
     link = added["set_password_url"]
     assert re.fullmatch(r"https://scim\.example\.net/console/set-password/[A-Za-z0-9_-]{40,}", link)
     # An existing account (the admin of beta) is granted, with no link.
     granted = ok(cli(url, "admin", "add", "acme", "ops@beta.example", "--json"))
-    assert granted == {"workspace": "acme", "email": "ops@beta.example", "created": False, "granted": True}
+    assert granted == {
+        "workspace": "acme",
+        "email": "ops@beta.example",
+        "created": False,
+        "granted": True,
+        "password_set": True,
+        "link_mailed": False,
+    }
     human = cli(url, "admin", "add", "beta", owner)
     assert human.returncode == 0 and "existing account" in human.stdout and "set-password" not in human.stdout
     again = cli(url, "admin", "add", "acme", "grace@acme.example")  # not signed up yet: a new link
     assert again.returncode == 0 and "/console/set-password/" in again.stdout
     assert link.rsplit("/", 1)[1] not in again.stdout
+    # Invited by acme, added by beta: no link is printed for beta (it would open acme too), one is mailed.
+    by_beta = ok(cli(url, "admin", "add", "beta", "grace@acme.example", "--json"))
+    assert by_beta["granted"] is True and by_beta["link_mailed"] is True and by_beta["password_set"] is False
+    assert "set_password_url" not in by_beta
+    human = cli(url, "admin", "add", "acme", "grace@acme.example")
+    assert human.returncode == 0 and "/console/set-password/" not in human.stdout
+    assert "e-mailed to them (not shown here)" in human.stdout
+    ok(cli(url, "admin", "remove", "beta", "grace@acme.example", "--json"))
 
     listed = ok(cli(url, "admin", "list", "acme", "--json"))["admins"]
     assert [(a["email"], a["password_set"], a["added_by"]) for a in listed] == [

@@ -126,13 +126,108 @@ async def test_an_existing_account_is_granted_the_workspace(db: Database) -> Non
     assert again.value.kind is Kind.CONFLICT and "already an admin" in again.value.detail
 
 
-@pytest.mark.parametrize("bad", ["", "not-an-address", "ada@localhost", "ada lovelace@x.example"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "not-an-address",
+        "ada@localhost",
+        "ada lovelace@x.example",
+        "ada\x00@x.example",  # PostgreSQL cannot store NUL: a 500 rather than this refusal before
+        "ada@x.example\x00",
+        "ada\x07@x.example",
+        "ada\u200b@x.example",  # a zero-width space
+        "ada\u2028@x.example",
+        "ada,bob@x.example",
+        "ada@x.example,bob@y.example",
+        "ada@bob@x.example",
+        "Ada <ada@x.example>",
+        "ada\t@x.example",
+    ],
+)
 async def test_an_invalid_address_is_refused(db: Database, bad: str) -> None:
     ws = await new_workspace(db, address("owner"))
     with pytest.raises(DomainError) as refused:
         await add(db, ws, bad)
     assert refused.value.kind is Kind.INVALID and "is not an e-mail address" in refused.value.detail
     assert len(await admin_emails(db, ws)) == 1
+
+
+async def set_password(db: Database, email: str, password: str = PASSWORD) -> None:
+    async with db.writing() as session:
+        admin = await account_service.get_admin_by_email(session, email)
+        assert admin is not None
+        await account_service.set_password(session, admin, password)
+
+
+async def test_an_account_invited_by_another_workspace_gets_no_link_that_its_inviter_sees(
+    db: Database,
+) -> None:
+    """Workspace A invites v; an admin of B adds v too. The link shown to B's admin would let them choose
+    v's password and so enter A: B's admin sees none, and A's older link (which A's admin saw, and which
+    would now open B too) stops working; the new link is only for v's own mailbox."""
+    a = await new_workspace(db, address("owner-a"))
+    b = await new_workspace(db, address("owner-b"))
+    victim = address("victim")
+    first = await add(db, a, victim)
+    assert first.token and first.shown and first.created
+    by_b = await add(db, b, victim)
+    assert not by_b.created and not by_b.has_password and not by_b.shown
+    assert by_b.token and by_b.token != first.token  # to be e-mailed to the address, never shown
+    assert victim in await admin_emails(db, b)
+    async with db.reading() as session:
+        with pytest.raises(DomainError):
+            await admin_service.admin_for_token(session, first.token)
+        assert (await admin_service.admin_for_token(session, by_b.token)).email == victim
+    # Adding them again from either workspace never shows a link while both have the account.
+    assert not (await add(db, a, victim)).shown and not (await add(db, b, victim)).shown
+    # Once one workspace removed them, the other is their only one: its inviter may see a link again.
+    await remove(db, b, victim)
+    again = await add(db, a, victim)
+    assert again.token and again.shown
+
+
+async def test_an_account_with_a_password_elsewhere_is_only_granted(db: Database) -> None:
+    elsewhere = address("elsewhere")
+    await new_workspace(db, elsewhere)
+    ws = await new_workspace(db, address("owner"))
+    added = await add(db, ws, elsewhere)
+    assert added.has_password and added.token is None and not added.shown and not added.created
+
+
+async def test_an_account_left_without_workspaces_and_password_is_invited_afresh(db: Database) -> None:
+    ws = await new_workspace(db, address("owner"))
+    pending = await add(db, ws, address("pending"))
+    await remove(db, ws, pending.email)
+    other = await new_workspace(db, address("other"))
+    again = await add(db, other, pending.email)
+    assert not again.created and again.token and again.shown
+
+
+async def test_the_only_admin_who_can_sign_in_cannot_be_removed(db: Database) -> None:
+    owner = address("owner")
+    ws = await new_workspace(db, owner)
+    invited = [await add(db, ws, address(f"invited{i}")) for i in range(2)]
+    with pytest.raises(DomainError) as refused:
+        await remove(db, ws, owner)
+    assert refused.value.kind is Kind.CONFLICT
+    assert f"{owner} is the only admin of {ws.name} who can sign in" in refused.value.detail
+    assert owner in await admin_emails(db, ws)
+    # An invited admin can go: the owner still signs in.
+    assert await remove(db, ws, invited[0].email) == invited[0].email
+    await set_password(db, invited[1].email)
+    assert await remove(db, ws, owner) == owner
+    assert await admin_emails(db, ws) == [invited[1].email]
+
+
+async def test_admins_removing_each_other_never_leave_only_invited_ones(db: Database) -> None:
+    first, second = address("first"), address("second")
+    ws = await new_workspace(db, first, second)
+    await add(db, ws, address("invited"))
+    outcomes = await _remove_together(db, ws, [second, first])
+    refused = [o for o in outcomes if isinstance(o, DomainError)]
+    assert len(refused) == 1 and "who can sign in" in refused[0].detail, outcomes
+    assert sum(r.has_password for r in await _rows(db, ws)) == 1
 
 
 async def test_a_newer_invite_replaces_the_older_and_a_token_works_once(db: Database) -> None:
@@ -203,7 +298,8 @@ async def test_the_last_admin_cannot_be_removed_and_an_admin_may_remove_themself
         f"{first} is the last admin of {ws.name}" in last.value.detail and "add another" in last.value.detail
     )
     await add(db, ws, second)
-    assert await remove(db, ws, first) == first  # themself: allowed, someone is left
+    await set_password(db, second)
+    assert await remove(db, ws, first) == first  # themself: allowed, someone who can sign in is left
     assert await admin_emails(db, ws) == [second]
     with pytest.raises(DomainError):
         await remove(db, ws, second)

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from provisio.db.engine import Database
 from provisio.db.models import (
     Member,
+    NotificationRecipient,
     OAuthClient,
     OAuthRedirectUri,
     ScimToken,
@@ -57,7 +58,15 @@ async def console(app: Any, db: Database) -> Console:
     tenant = await signed_in_tenant(db, browser, seats=10)
     settings_path = f"/console/workspaces/{tenant.key}/settings/advanced"
     admins_path = f"/console/workspaces/{tenant.key}/admins"
-    pages = [members_path(tenant), billing_path(tenant), domains_path(tenant), settings_path, admins_path]
+    notifications_path = f"/console/workspaces/{tenant.key}/notifications"
+    pages = [
+        members_path(tenant),
+        billing_path(tenant),
+        domains_path(tenant),
+        settings_path,
+        admins_path,
+        notifications_path,
+    ]
     for path in pages:
         r = await browser.get(path)
         assert r.status_code == 200, (path, r.status_code)
@@ -84,6 +93,7 @@ async def snapshot(console: Console) -> tuple[Any, ...]:
         OAuthClient,
         OAuthRedirectUri,
         WorkspaceAdmin,
+        NotificationRecipient,
     ]
     async with console.db.reading() as session:
         facts: list[Any] = [

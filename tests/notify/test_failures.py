@@ -14,10 +14,12 @@ from provisio.config import Settings
 from provisio.db.engine import Database
 from provisio.db.models import Admin, NotificationDigestEntry, NotificationState
 from provisio.domain import notifications as notification_service
+from provisio.domain import workspace_admins
 from provisio.domain import workspaces as workspace_service
 from provisio.domain.errors import Reason
 from provisio.domain.scim_methods import ScimMethod
 from provisio.notify import failures
+from provisio.notify.checks import enqueue_test_mail
 from provisio.notify.failures import Failure, Severity, classify, flush_due_digests
 from tests.notify.failure_helpers import T0, mails, no_seat, note, per_user
 from tests.oauth.helpers import OAuthTenant, make_admin, make_oauth_tenant
@@ -294,6 +296,24 @@ async def test_every_admin_and_extra_address_is_mailed_less_those_who_opted_out(
     found = notification_service.read_unsubscribe_token(settings.secret_key, tokens["IT-Team@Example.com"])
     assert found == notification_service.Unsubscription(tenant.id, "it-team@example.com")
     assert notification_service.read_unsubscribe_token("another key", tokens[second_admin]) is None
+
+
+async def test_an_admin_without_a_password_gets_no_failure_or_test_mail(
+    db: Database, settings: Settings
+) -> None:
+    """They cannot sign in, so could not act on either."""
+    tenant = await make_oauth_tenant(db, ScimMethod.BEARER, enabled=False, credentials=False)
+    second = await make_admin(db, tenant.key)
+    async with db.writing() as session:
+        ws = await workspace_service.require_workspace(session, tenant.key)
+        pending = await workspace_admins.add_admin(session, ws, f"p-{tenant.key}@acme.example", actor="test")
+    assert pending.token  # invited, no password yet
+    await note(db, settings, per_user(tenant.id, "a@other.example"))
+    assert sorted(m.to[0] for m in await mails(db, tenant.id)) == sorted([tenant.admin_email, second])
+    async with db.writing() as session:
+        ws = await workspace_service.require_workspace(session, tenant.key)
+        test_mail = await enqueue_test_mail(session, ws, settings)
+    assert sorted(test_mail.recipients) == sorted([tenant.admin_email, second])
 
 
 async def test_hostile_user_names_are_escaped_in_html(

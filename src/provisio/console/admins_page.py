@@ -22,9 +22,14 @@ INVITE = "invite"  # its kind of reveal payload
 NOTICES = {
     "invited": (
         "Added {admin} as an admin of {workspace}. They choose a password with their one-time "
-        "set-password link, which works for 72 hours."
+        "set-password link, which works for 72 hours; it has been e-mailed to them."
     ),
     "granted": "{admin} is now an admin of {workspace} and signs in with the password they already have.",
+    "granted-mailed": (
+        "{admin} is now an admin of {workspace}. They have not set a password yet: they sign in once they "
+        "have set it with the one-time link e-mailed to them (their account belongs to another workspace "
+        "too, so the link is not shown here)."
+    ),
     "removed": "Removed {admin}: they can no longer open the pages of {workspace}.",
 }
 
@@ -69,6 +74,8 @@ async def admins_page_context(
         "admins": admins,
         "who_id": who_id,
         "only_one": len(admins) <= 1,
+        # Those who can sign in: the last of them cannot be removed while the others are only invited.
+        "signing_in": sum(a.has_password for a in admins),
         "notice": await _notice(session, workspace, secret_key, notice, admin, tag),
         "invite_url": invite_url,
         "invite_email": invite_email,

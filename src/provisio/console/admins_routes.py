@@ -2,8 +2,8 @@
 confirmation page), each a POST with CSRF that redirects back (POST-redirect-GET); and the public
 set-password page of the one-time link a new admin gets.
 
-The link of a new account is shown once, at the top of the page the inviter lands on: the POST hands it
-to that one view through ``console.reveal``, so a reload does not show it again."""
+The link of a new account is e-mailed to it, and shown once at the top of the page the inviter lands on:
+the POST hands it to that one view through ``console.reveal``, so a reload does not show it again."""
 
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ from provisio.domain import admins as account_service
 from provisio.domain import workspace_admins as admin_service
 from provisio.domain import workspaces as workspace_service
 from provisio.domain.errors import DomainError
+from provisio.notify import invites
 
 router = APIRouter(include_in_schema=False)
 SET_PASSWORD = "/console/set-password/{token}"
@@ -100,16 +101,18 @@ async def add_admin(request: Request, workspace_key: str, who: SignedIn = Depend
     try:
         async with db.writing() as session:
             workspace = await workspace_service.require_workspace(session, workspace_key)
-            added = await admin_service.add_admin(session, workspace, email, actor=console_actor(who))
-            if added.token is not None:
-                payload = {
-                    "url": admin_service.set_password_url(settings.public_base, added.token),
-                    "email": added.email,
-                }
+            invited = await invites.add_admin(session, settings, workspace, email, actor=console_actor(who))
+            if invited.shown_url is not None:
+                payload = {"url": invited.shown_url, "email": invited.added.email}
                 cookie = await reveal.stash_payload(session, who.session_hash, workspace.id, INVITE, payload)
     except DomainError as exc:
         return await _error(request, workspace_key, who, exc, "add-admin", {"email": email})
-    query = {"notice": "invited" if added.token is not None else "granted", "admin": added.admin_id}
+    added = invited.added
+    if invited.shown_url is not None:
+        notice = "invited"
+    else:
+        notice = "granted" if added.has_password else "granted-mailed"
+    query = {"notice": notice, "admin": added.admin_id}
     location = PAGE.format(workspace_key=workspace_key) + "?" + urlencode(query) + "#admin-list"
     response = RedirectResponse(location, status_code=303)
     if cookie:

@@ -22,6 +22,7 @@ from provisio.console.templating import render
 from provisio.console.workspace_forms import WORKSPACE, Change, add_form_routes, text
 from provisio.db.engine import Database
 from provisio.db.models import Workspace
+from provisio.domain import admins as account_service
 from provisio.domain import notifications as notification_service
 from provisio.domain import workspaces as workspace_service
 from provisio.domain.errors import DomainError, Kind
@@ -64,7 +65,7 @@ async def _context(
     opted_out = await notification_service.opted_out(session, workspace.id)
     out = {o.email_lower for o in opted_out}
     extras = await notification_service.extra_recipients(session, workspace.id)
-    admins = await notification_service.admin_addresses(session, workspace.id)
+    admins = await account_service.workspace_admin_emails(session, workspace.id)
     seconds = await notification_service.digest_seconds(session, workspace.id)
     message = NOTICES.get(notice or "")
     if message and "{address}" in message:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 
 import anyio.to_thread
@@ -10,6 +11,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from provisio.db.models import Admin, AdminPasswordToken, ConsoleSession, Workspace, WorkspaceAdmin
+from provisio.domain import domains
 from provisio.domain.errors import DomainError, Kind
 
 MIN_PASSWORD_LENGTH = 10
@@ -27,10 +29,37 @@ def normalise_email(email: str) -> str:
     return email.strip().lower()
 
 
+# Characters that would make one address read as several, or as a display name, in a mail header.
+_NOT_IN_ADDRESS = frozenset(',;<>"()[]\\')
+
+
+def _odd(character: str) -> bool:
+    # Control and format characters (NUL among them, which PostgreSQL cannot store) and any whitespace.
+    return character.isspace() or unicodedata.category(character) in ("Cc", "Cf", "Cs", "Co", "Cn")
+
+
+def normalise_address(raw: str) -> str:
+    """One e-mail address, stripped; refused unless it has a local part and a valid domain, and no
+    whitespace, control character or separator inside."""
+    address = raw.strip()
+    local, at, domain = address.rpartition("@")
+    invalid = DomainError(Kind.INVALID, f"{address[:320]!r} is not an e-mail address: use name@example.com.")
+    if (
+        not (local and at)
+        or "@" in local
+        or len(address) > 320
+        or any(_odd(c) or c in _NOT_IN_ADDRESS for c in address)
+    ):
+        raise invalid
+    try:
+        domains.normalise_domain(domain)
+    except DomainError:
+        raise invalid from None
+    return address
+
+
 def check_email(email: str) -> None:
-    local, at, domain = email.strip().partition("@")
-    if not (local and at and "." in domain) or any(c.isspace() for c in email.strip()):
-        raise DomainError(Kind.INVALID, f"{email!r} is not an e-mail address.")
+    normalise_address(email)
 
 
 def check_password_length(password: str) -> None:
@@ -108,11 +137,12 @@ async def is_workspace_admin(session: AsyncSession, admin_id: str, workspace_id:
 
 
 async def workspace_admin_emails(session: AsyncSession, workspace_id: str) -> list[str]:
-    """The e-mail addresses of a workspace's admins (who is told about the workspace), sorted."""
+    """The e-mail addresses of the admins who are told about the workspace, sorted: those who can sign
+    in. An admin who has not set a password yet could not act on a notice, so gets none."""
     result = await session.execute(
         select(Admin.email)
         .join(WorkspaceAdmin, WorkspaceAdmin.admin_id == Admin.id)
-        .where(WorkspaceAdmin.workspace_id == workspace_id)
+        .where(WorkspaceAdmin.workspace_id == workspace_id, Admin.password_hash.is_not(None))
         .order_by(Admin.email_lower)
     )
     return list(result.scalars())

@@ -20,15 +20,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from provisio.db.models import (
-    Admin,
     NotificationOptOut,
     NotificationRecipient,
     NotificationState,
     Workspace,
-    WorkspaceAdmin,
     utcnow,
 )
-from provisio.domain import domains
+from provisio.domain import admins
 from provisio.domain.errors import DomainError, Kind
 from provisio.domain.uniqueness import flush_or_conflict
 
@@ -89,17 +87,8 @@ async def set_digest_seconds(session: AsyncSession, workspace: Workspace, second
 
 
 def normalise_address(raw: str) -> str:
-    """One e-mail address, stripped; refused unless it has a local part and a valid domain."""
-    address = raw.strip()
-    local, at, domain = address.rpartition("@")
-    invalid = DomainError(Kind.INVALID, f"{address!r} is not an e-mail address: use name@example.com.")
-    if not (local and at) or len(address) > 320 or any(c.isspace() or c in ',;<>"' for c in address):
-        raise invalid
-    try:
-        domains.normalise_domain(domain)
-    except DomainError:
-        raise invalid from None
-    return address
+    """One e-mail address, stripped (the rule is the admins' own)."""
+    return admins.normalise_address(raw)
 
 
 async def extra_recipients(session: AsyncSession, workspace_id: str) -> list[NotificationRecipient]:
@@ -137,27 +126,18 @@ async def add_recipient(
 
 async def remove_recipient(session: AsyncSession, workspace: Workspace, email: str) -> str:
     """Remove an extra address (the workspace's own only); returns it as it was added."""
-    lower = email.strip().lower()
+    # A control character (NUL above all) is in no address, and PostgreSQL cannot even compare it.
+    lower = email.strip().lower() if email.isprintable() else ""
     found = await session.scalar(
         select(NotificationRecipient).where(
             NotificationRecipient.workspace_id == workspace.id, NotificationRecipient.email_lower == lower
         )
     )
-    if found is None:
-        raise DomainError(Kind.NOT_FOUND, f"{email.strip()} is not an extra address of this workspace.")
+    if found is None or not lower:
+        raise DomainError(Kind.NOT_FOUND, f"{email.strip()[:320]} is not an extra address of this workspace.")
     await session.delete(found)
     await session.flush()
     return found.email
-
-
-async def admin_addresses(session: AsyncSession, workspace_id: str) -> list[str]:
-    result = await session.execute(
-        select(Admin.email)
-        .join(WorkspaceAdmin, WorkspaceAdmin.admin_id == Admin.id)
-        .where(WorkspaceAdmin.workspace_id == workspace_id)
-        .order_by(Admin.email_lower)
-    )
-    return list(result.scalars())
 
 
 async def opted_out(session: AsyncSession, workspace_id: str) -> list[NotificationOptOut]:
@@ -176,7 +156,7 @@ async def recipients(session: AsyncSession, workspace_id: str) -> list[str]:
     seen: set[str] = set()
     found: list[str] = []
     extra = [r.email for r in await extra_recipients(session, workspace_id)]
-    for address in [*await admin_addresses(session, workspace_id), *extra]:
+    for address in [*await admins.workspace_admin_emails(session, workspace_id), *extra]:
         lower = address.lower()
         if lower not in out and lower not in seen:
             seen.add(lower)

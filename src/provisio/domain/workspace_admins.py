@@ -7,7 +7,10 @@ A workspace always keeps at least one admin. Adding and removing lock the worksp
 each other at once are queued, and the second sees that only one is left and is refused.
 
 A set-password link carries a 256-bit random token; only its SHA-256 is stored (``hashing``), it expires
-after ``INVITE_TTL``, works once, and a newer invite of the same admin replaces it.
+after ``INVITE_TTL``, works once, and a newer invite of the same admin replaces it. Whoever holds the
+link chooses the password and so gets every workspace of the account: the link is e-mailed to the
+account's address, and the inviter is shown it too only when the account is new or administers this
+workspace alone (``add_admin``).
 """
 
 from __future__ import annotations
@@ -69,6 +72,8 @@ async def workspace_admin(
     """An admin of this workspace, by id or e-mail; any other (or unknown) is not found."""
     query = select(Admin).join(WorkspaceAdmin, WorkspaceAdmin.admin_id == Admin.id)
     query = query.where(WorkspaceAdmin.workspace_id == workspace_id)
+    if not (admin_id.isprintable() and email.isprintable()):  # NUL and the like name nobody
+        raise DomainError(Kind.NOT_FOUND, "That account is not an admin of this workspace.")
     if admin_id:
         query = query.where(Admin.id == admin_id)
     elif email:
@@ -88,17 +93,24 @@ class AddedAdmin:
     admin_id: str
     email: str
     created: bool  # a new account
-    # The set-password token, for an account without a password; shown once, only its hash is kept.
+    has_password: bool
+    # The set-password token of an account without a password (a newer one replaces the older), to be
+    # e-mailed to the account's address; only its hash is kept.
     token: str | None
+    # Whether the inviter may see the link too: only for a new account, or one without a password
+    # whose only workspace is this one.
+    shown: bool
 
 
 async def add_admin(session: AsyncSession, workspace: Workspace, email: str, *, actor: str) -> AddedAdmin:
-    """Make the account with ``email`` an admin of ``workspace``. An account with a password is simply
-    granted the workspace; a new address gets an account without one and a set-password token, and so
-    does an account that has not set its password yet (the new link replaces the old)."""
+    """Make the account with ``email`` an admin of ``workspace``. An account with a password is only
+    granted the workspace. One without a password gets a new set-password token, which replaces the
+    older; the inviter sees it only when the account is new or this is its only workspace, since an
+    admin of this workspace must not hold the password of an account that another workspace invited
+    (nor the inviter of that one a link into this workspace: the older link stops working)."""
     admin_service.check_email(email)
     locked = await lock_workspace(session, workspace.id)
-    admin = await admin_service.get_admin_by_email(session, email)
+    admin = await _locked_account(session, email)
     created = admin is None
     if admin is None:
         admin = Admin(
@@ -111,8 +123,31 @@ async def add_admin(session: AsyncSession, workspace: Workspace, email: str, *, 
     ):
         raise DomainError(Kind.CONFLICT, f"{admin.email} is already an admin of {locked.name}.")
     await admin_service.grant_workspace(session, admin, locked, added_by=actor)
-    token = await _issue_token(session, admin, actor) if admin.password_hash is None else None
-    return AddedAdmin(admin_id=admin.id, email=admin.email, created=created, token=token)
+    token, shown = None, False
+    if admin.password_hash is None:
+        token = await _issue_token(session, admin, actor)
+        workspaces = await admin_service.workspaces_of(session, admin.id)
+        shown = created or [w.id for w in workspaces] == [locked.id]
+    return AddedAdmin(
+        admin_id=admin.id,
+        email=admin.email,
+        created=created,
+        has_password=admin.password_hash is not None,
+        token=token,
+        shown=shown,
+    )
+
+
+async def _locked_account(session: AsyncSession, email: str) -> Admin | None:
+    """The account with ``email``, locked for the transaction: two workspaces adding the same account
+    at once are queued, so the second sees the first's grant and makes no link."""
+    query = (
+        select(Admin)
+        .where(Admin.email_lower == admin_service.normalise_email(email))
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return (await session.execute(query)).scalar_one_or_none()
 
 
 async def _issue_token(session: AsyncSession, admin: Admin, actor: str) -> str:
@@ -134,21 +169,31 @@ async def _issue_token(session: AsyncSession, admin: Admin, actor: str) -> str:
 
 
 async def remove_admin(session: AsyncSession, workspace: Workspace, admin_id: str) -> str:
-    """Take the workspace from one of its admins (themself included); refused for the last one. Returns
-    the removed admin's e-mail. An account left without any workspace loses its pending set-password
-    link, so an invite withdrawn this way stops working."""
+    """Take the workspace from one of its admins (themself included); refused for the last one, and for
+    the last one with a password while others are only invited (removing an invited one never lessens
+    who can sign in, so it is allowed). Returns the removed admin's e-mail. An account left without any
+    workspace loses its pending set-password link, so an invite withdrawn this way stops working."""
     locked = await lock_workspace(session, workspace.id)
     admin = await workspace_admin(session, locked.id, admin_id=admin_id)
-    count = (
-        await session.execute(
-            select(func.count()).select_from(WorkspaceAdmin).where(WorkspaceAdmin.workspace_id == locked.id)
-        )
-    ).scalar_one()
-    if count <= 1:
+    others = (
+        select(func.count())
+        .select_from(WorkspaceAdmin)
+        .join(Admin, Admin.id == WorkspaceAdmin.admin_id)
+        .where(WorkspaceAdmin.workspace_id == locked.id, WorkspaceAdmin.admin_id != admin.id)
+    )
+    if not (await session.execute(others)).scalar_one():
         raise DomainError(
             Kind.CONFLICT,
             f"{admin.email} is the last admin of {locked.name} and cannot be removed: add another admin "
             "first.",
+        )
+    # Invited admins who have not set a password cannot sign in: they do not keep the workspace run.
+    signing_in = others.where(Admin.password_hash.is_not(None))
+    if admin.password_hash is not None and not (await session.execute(signing_in)).scalar_one():
+        raise DomainError(
+            Kind.CONFLICT,
+            f"{admin.email} is the only admin of {locked.name} who can sign in and cannot be removed: the "
+            "other admins have not set their password yet.",
         )
     await session.execute(
         delete(WorkspaceAdmin).where(

@@ -25,11 +25,9 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
-import jinja2
 import structlog
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -40,6 +38,7 @@ from provisio.db.models import NotificationDigestEntry, NotificationState, Works
 from provisio.domain import notifications
 from provisio.domain.errors import Reason
 from provisio.notify.outbox import enqueue_mail
+from provisio.notify.rendering import TEMPLATES
 
 log = structlog.get_logger("provisio.notify")
 
@@ -302,15 +301,7 @@ async def flush_due_digests(db: Database, settings: Settings, now: datetime | No
 
 # --- the e-mails --------------------------------------------------------------------------------------
 
-_TEMPLATES = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
-    # User names come from identity providers: HTML escapes everything; plain text needs nothing.
-    autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-    keep_trailing_newline=True,
-)
+_TEMPLATES = TEMPLATES
 
 
 @dataclass(frozen=True)

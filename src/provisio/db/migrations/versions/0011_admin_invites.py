@@ -48,10 +48,17 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # Accounts that never set a password cannot be kept once a password is required again. SQLite runs
+    # migrations with foreign keys off, so no ON DELETE CASCADE removes their rows elsewhere: delete
+    # those first, or workspace_admins and console_sessions would keep rows of accounts that are gone.
+    pending = "SELECT id FROM admins WHERE password_hash IS NULL"
+    for table in ("admin_password_tokens", "workspace_admins", "console_sessions"):
+        op.execute(f"DELETE FROM {table} WHERE admin_id IN ({pending})")
+    for table in ("oauth_authorization_codes", "oauth_tokens"):  # their ON DELETE is SET NULL
+        op.execute(f"UPDATE {table} SET admin_id = NULL WHERE admin_id IN ({pending})")
     op.drop_table("admin_password_tokens")
     with op.batch_alter_table("workspace_admins", schema=None) as batch_op:
         batch_op.drop_column("added_by")
-    # Accounts that never set a password cannot be kept once a password is required again.
     op.execute("DELETE FROM admins WHERE password_hash IS NULL")
     with op.batch_alter_table("admins", schema=None) as batch_op:
         batch_op.alter_column("password_hash", existing_type=sa.String(length=255), nullable=False)

@@ -211,9 +211,14 @@ def _old(cutoff: datetime) -> ColumnElement[bool]:
 
 
 def prune_candidates(workspace_id: str, cutoff: datetime, batch: int = PRUNE_BATCH) -> Any:
-    """Ids of up to ``batch`` of a workspace's events older than ``cutoff``: a range of the
-    (workspace_id, at) index, which finds nothing at once when nothing is old."""
-    return select(E.id).where(E.workspace_id == workspace_id, E.at < cutoff, _old(cutoff)).limit(batch)
+    """Ids of up to ``batch`` of a workspace's oldest events older than ``cutoff``: a range of the
+    (workspace_id, at) index, read in its order, which finds nothing at once when nothing is old."""
+    return (
+        select(E.id)
+        .where(E.workspace_id == workspace_id, E.at < cutoff, _old(cutoff))
+        .order_by(E.at)
+        .limit(batch)
+    )
 
 
 async def prune(

@@ -48,7 +48,9 @@ async def _events(db: Database, workspace_id: str) -> list[ProvisioningEvent]:
 async def test_a_deep_patch_value_gets_the_handlers_scim_error(
     client: httpx.AsyncClient, db: Database, tenant: Tenant
 ) -> None:
-    created = await client.post(f"{tenant.base}/Users", json=okta_user(_email(tenant)), headers=tenant.headers)
+    created = await client.post(
+        f"{tenant.base}/Users", json=okta_user(_email(tenant)), headers=tenant.headers
+    )
     assert created.status_code == 201, created.text
     patch = {
         "schemas": [PATCH_OP],
@@ -107,21 +109,27 @@ async def test_a_failure_not_written_is_not_counted(
     client: httpx.AsyncClient, db: Database, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     before = _failures_counted("get")
-    assert (await client.get(f"{tenant.base}/Users/{uuid.uuid4()}", headers=tenant.headers)).status_code == 404
+    assert (
+        await client.get(f"{tenant.base}/Users/{uuid.uuid4()}", headers=tenant.headers)
+    ).status_code == 404
     assert _failures_counted("get") == before + 1
 
     async def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("log table unavailable")
 
     monkeypatch.setattr(events, "_write_failure", broken)
-    assert (await client.get(f"{tenant.base}/Users/{uuid.uuid4()}", headers=tenant.headers)).status_code == 404
+    assert (
+        await client.get(f"{tenant.base}/Users/{uuid.uuid4()}", headers=tenant.headers)
+    ).status_code == 404
     assert _failures_counted("get") == before + 1
 
 
 async def test_capitalised_patch_keys_are_redacted(
     client: httpx.AsyncClient, db: Database, tenant: Tenant
 ) -> None:
-    created = await client.post(f"{tenant.base}/Users", json=okta_user(_email(tenant)), headers=tenant.headers)
+    created = await client.post(
+        f"{tenant.base}/Users", json=okta_user(_email(tenant)), headers=tenant.headers
+    )
     assert created.status_code == 201, created.text
     patch = {
         "schemas": [PATCH_OP],

@@ -56,19 +56,19 @@ def _secret_name(name: object) -> bool:
     return isinstance(name, str) and _SECRET_NAME.search(name) is not None
 
 
+def _is(key: object, name: str) -> bool:
+    return isinstance(key, str) and key.lower() == name
+
+
 def _redacted(value: Any, depth: int = 0) -> Any:
     if depth >= BODY_DEPTH and isinstance(value, dict | list):
         return TOO_DEEP
     if isinstance(value, dict):
         # A PATCH operation names its attribute in "path": {"path": "password", "value": "…"}; SCIM
         # attribute names are case-insensitive, and so is the PATCH parser ("Path", "VALUE").
-        secret_path = any(
-            isinstance(key, str) and key.lower() == "path" and _secret_name(item) for key, item in value.items()
-        )
+        secret_path = any(_is(key, "path") and _secret_name(item) for key, item in value.items())
         return {
-            key: REDACTED
-            if secret_path and isinstance(key, str) and key.lower() == "value"
-            else _redacted(item, depth + 1)
+            key: REDACTED if secret_path and _is(key, "value") else _redacted(item, depth + 1)
             for key, item in value.items()
             if not _secret_name(key)
         }
@@ -212,8 +212,8 @@ async def record_failure(
     """Write a failure in a short transaction of its own (one statement on PostgreSQL when nothing is
     written with it), after the request's own work ended. ``also`` runs in the same transaction, after
     the event and inside a savepoint: what the failure causes (a notification) commits with it, and if
-    it fails the event is still kept. A log write that fails is logged by the server and dropped: the IdP still gets its
-    answer. Returns whether the event was written."""
+    it fails the event is still kept. A log write that fails is logged by the server and dropped: the
+    IdP still gets its answer. Returns whether the event was written."""
     if event.outcome != FAILURE:
         event = replace(event, outcome=FAILURE)
     try:

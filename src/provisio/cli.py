@@ -347,19 +347,38 @@ def log_prune(
     days: int | None = typer.Option(
         None, "--days", min=1, help="Keep this many days (default: PROVISIO_LOG_RETENTION_DAYS)."
     ),
+    outbox_days: int | None = typer.Option(
+        None,
+        "--outbox-days",
+        min=1,
+        help="Keep sent and given-up notifications this many days (default: PROVISIO_OUTBOX_RETENTION_DAYS).",
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Delete provisioning-log events older than the retention, in small batches (safe while serving)."""
-    retention = days or get_settings().log_retention_days
+    """Delete provisioning-log events older than the retention, and sent or given-up notifications older
+    than the outbox's, in small batches (safe while serving)."""
+    from provisio.notify import outbox
 
-    async def work(db: Database) -> int:
-        return await provisioning_log.prune(db, retention)
+    settings = get_settings()
+    retention = days or settings.log_retention_days
+    outbox_retention = outbox_days or settings.outbox_retention_days
 
-    deleted = _run(work, as_json)
+    async def work(db: Database) -> tuple[int, int]:
+        return await provisioning_log.prune(db, retention), await outbox.prune(db, outbox_retention)
+
+    deleted, outbox_deleted = _run(work, as_json)
     _emit(
-        {"deleted": deleted, "retention_days": retention},
+        {
+            "deleted": deleted,
+            "retention_days": retention,
+            "outbox_deleted": outbox_deleted,
+            "outbox_retention_days": outbox_retention,
+        },
         as_json,
-        [f"Deleted {deleted} events older than {retention} days."],
+        [
+            f"Deleted {deleted} events older than {retention} days.",
+            f"Deleted {outbox_deleted} sent or given-up notifications older than {outbox_retention} days.",
+        ],
     )
 
 
@@ -773,7 +792,7 @@ def worker(
 
 @notify_app.command("test")
 def notify_test(workspace: str, as_json: bool = JSON_OPTION) -> None:
-    """Enqueue a test e-mail to a workspace's admins (the worker delivers it)."""
+    """Enqueue a test e-mail to those who get the workspace's failure e-mails (the worker delivers it)."""
     from provisio.notify.checks import enqueue_test_mail
 
     settings = get_settings()
@@ -787,8 +806,8 @@ def notify_test(workspace: str, as_json: bool = JSON_OPTION) -> None:
     data = _run(work, as_json)
     count = len(data["recipients"])
     lines = [
-        f"Enqueued a test e-mail to {count} admin{'s' if count != 1 else ''} of {data['workspace']}: "
-        + ", ".join(data["recipients"]),
+        f"Enqueued a test e-mail to {count} recipient{'s' if count != 1 else ''} of {data['workspace']}'s "
+        "failure e-mails: " + ", ".join(data["recipients"]),
         f"The outbox worker delivers it through {_mail_route(settings)}.",
     ]
     _emit({**data, "recipient_count": count}, as_json, lines)

@@ -161,6 +161,11 @@ class Settings(BaseSettings):
         gt=0,
         description="Health: a due notification waiting longer means the worker is stuck.",
     )
+    outbox_retention_days: int = Field(
+        default=7,
+        ge=1,
+        description="Days a sent or given-up notification (its whole message) is kept before it is pruned.",
+    )
     # The provisioning log (provisio.domain.provisioning_log): how long events are kept, and the pruning.
     log_retention_days: int = Field(
         default=90, ge=1, description="Days a provisioning-log event is kept before it is pruned."
@@ -184,6 +189,10 @@ class Settings(BaseSettings):
     )
     readyz_timeout_seconds: float = Field(
         default=2.0, gt=0, le=30, description="How long each /readyz check may take before it fails."
+    )
+    readyz_outbox: bool = Field(
+        default=True,
+        description="A dead or stuck outbox worker makes /readyz 503 (false: only reported in its JSON).",
     )
 
     @property

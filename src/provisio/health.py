@@ -41,16 +41,24 @@ class Readiness:
     def __init__(self, timeout_seconds: float) -> None:
         self.timeout_seconds = timeout_seconds
         self.checks: dict[str, Check] = {}
+        self.advisory: set[str] = set()  # reported, but never what makes /readyz 503
 
-    def register(self, name: str, check: Check, *, replace: bool = False) -> None:
+    def register(self, name: str, check: Check, *, replace: bool = False, advisory: bool = False) -> None:
         if name in self.checks and not replace:
             raise ValueError(f"a readiness check named {name!r} is already registered")
         self.checks[name] = check
+        if advisory:
+            self.advisory.add(name)
+        else:
+            self.advisory.discard(name)
 
     async def run(self, db: Database) -> tuple[bool, dict[str, dict[str, Any]]]:
         results = await asyncio.gather(*(self._one(check, db) for check in self.checks.values()))
         report = dict(zip(self.checks, results, strict=True))
-        return all(result["ok"] for result in results), report
+        for name in self.advisory:
+            report[name]["advisory"] = True
+        ready = all(result["ok"] for name, result in report.items() if name not in self.advisory)
+        return ready, report
 
     async def _one(self, check: Check, db: Database) -> dict[str, Any]:
         start = time.perf_counter()
@@ -112,7 +120,11 @@ def default_readiness(settings: Settings) -> Readiness:
     readiness.register("database", database_reachable)
     readiness.register("migrations", MigrationsCurrent(head_revision(settings.database_url)))
     readiness.register(
-        "outbox", outbox_check(outbox_health, functools.partial(outbox_problem, settings=settings))
+        "outbox",
+        outbox_check(outbox_health, functools.partial(outbox_problem, settings=settings)),
+        # Off: an operator who would rather keep SCIM served while mail cannot leave watches the
+        # check's JSON (or the outbox metrics) instead.
+        advisory=not settings.readyz_outbox,
     )
     return readiness
 

@@ -330,8 +330,12 @@ async def test_every_query_uses_an_index(db: Database, method: ScimMethod) -> No
             else:
                 # Tiny tables would be read whole anyway; with sequential scans priced out, a query that
                 # cannot use an index still shows one.
-                await conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
-                rows = await conn.run_sync(_explain, "EXPLAIN " + statement, params)
+                # Session-wide, then reset: SET LOCAL would not outlive an autocommit statement.
+                await conn.exec_driver_sql("SET enable_seqscan = off")
+                try:
+                    rows = await conn.run_sync(_explain, "EXPLAIN " + statement, params)
+                finally:
+                    await conn.exec_driver_sql("RESET enable_seqscan")
                 plan = "\n".join(str(r[0]) for r in rows)
                 scans = [line for line in plan.splitlines() if "Seq Scan" in line]
             if "provisioning_events" in statement and ".at >=" in statement:

@@ -19,7 +19,7 @@ from sqlalchemy import delete
 
 from provisio.config import Settings
 from provisio.db.engine import Database
-from provisio.db.models import OutboxMessage, WorkerHeartbeat
+from provisio.db.models import NotificationDigestEntry, NotificationState, OutboxMessage, WorkerHeartbeat
 from provisio.notify.worker import OutboxWorker
 
 
@@ -100,12 +100,16 @@ def mail_settings(settings: Settings, smtp: SmtpRecorder) -> Settings:
     return fast(settings, smtp_host="127.0.0.1", smtp_port=smtp.port)
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 async def empty_outbox(db: Database) -> None:
-    """Tests share the session's database: each starts from an empty outbox and no known worker."""
+    """Tests share the session's database: each starts from an empty outbox, no known worker and no
+    open notification window (the SCIM failures of earlier tests open windows whose digests a worker
+    would otherwise send in the middle of this test)."""
     async with db.writing() as session:
         await session.execute(delete(OutboxMessage))
         await session.execute(delete(WorkerHeartbeat))
+        await session.execute(delete(NotificationDigestEntry))
+        await session.execute(delete(NotificationState))
 
 
 @asynccontextmanager

@@ -16,7 +16,9 @@ from provisio.db.models import OutboxMessage
 from provisio.domain.errors import Reason
 from provisio.notify.failures import Failure, note_failure
 
-T0 = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+# Failures happen at T0, a month ahead at 09:00: a worker's own flushes, on the real clock, must never
+# end a test's windows before the test does.
+T0 = (datetime.now(UTC) + timedelta(days=30)).replace(hour=9, minute=0, second=0, microsecond=0)
 
 
 @dataclass(frozen=True)

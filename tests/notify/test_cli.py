@@ -87,7 +87,7 @@ async def test_notify_test_and_worker_once_into_the_folder(tmp_path: Path) -> No
     sent = await ok(url, "notify", "test", "acme", "--json", PROVISIO_MAIL_DIR=str(folder))
     assert sent["recipients"] == ["Ada@acme.example"] and sent["recipient_count"] == 1
     text = await ok(url, "notify", "test", "acme", PROVISIO_MAIL_DIR=str(folder))
-    assert "Enqueued a test e-mail to 1 admin of acme: Ada@acme.example" in text
+    assert "Enqueued a test e-mail to 1 recipient of acme's failure e-mails: Ada@acme.example" in text
     assert str(folder) in text  # where the worker will put it
 
     status, out, _ = await run(url, "notify", "test", "nobody", "--json")

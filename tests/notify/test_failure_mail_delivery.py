@@ -14,6 +14,7 @@ import httpx
 
 from provisio.config import Settings
 from provisio.db.engine import Database
+from provisio.db.models import utcnow
 from provisio.domain import members as member_service
 from provisio.domain import notifications as notification_service
 from provisio.domain import workspaces as workspace_service
@@ -23,10 +24,13 @@ from provisio.notify.failures import Failure, failure_from_error, flush_due_dige
 from provisio.notify.worker import OutboxWorker
 from provisio.scim.responses import from_domain
 from tests.notify.conftest import SmtpRecorder, eventually, running
-from tests.notify.failure_helpers import T0, note
+from tests.notify.failure_helpers import note
 from tests.oauth.helpers import OAuthTenant, csrf_token, make_oauth_tenant
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+# Failures happen now, so that the windows they open end an hour from now: the worker's own passes
+# (which flush digests by the real clock) leave them alone until the test's flush moves the clock on.
+T0 = utcnow()
 HOSTILE = '<img src=x onerror="alert(1)">@evil.example'
 
 

@@ -3,19 +3,25 @@ transaction, mailed to the workspace's admins (or counted into the digest)."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import orjson
 from sqlalchemy import func, select
 
+from provisio.config import Settings
 from provisio.db.engine import Database
-from provisio.db.models import NotificationState, OutboxMessage, ProvisioningEvent, ScimToken
+from provisio.db.models import NotificationState, OutboxMessage, ProvisioningEvent, ScimToken, utcnow
 from provisio.domain import admins as admin_service
 from provisio.domain import tokens as token_service
 from provisio.domain import workspaces as workspace_service
+from provisio.notify.failures import flush_due_digests
+from provisio.notify.worker import OutboxWorker
 from tests.conftest import Tenant, make_tenant
+from tests.notify.conftest import SmtpRecorder, eventually, running
 
 SCIM = "application/scim+json"
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -129,3 +135,35 @@ async def test_a_revoked_token_is_mailed_once_and_noted_once_a_minute(
         state = await session.get(NotificationState, tenant.id)
     # Noted once: the other 49 are on the aggregated row, not each a write into the digest.
     assert state is not None and state.pending == 0
+
+
+async def test_from_the_idps_refusal_to_the_admins_mailbox(
+    client: httpx.AsyncClient, db: Database, smtp: SmtpRecorder, mail_settings: Settings
+) -> None:
+    """The whole way over real parts: the SCIM API refuses creates (no free seat), the outbox worker
+    sends one prompt mail over SMTP at once, and the digest of the window lists what followed."""
+    tenant = await make_tenant(db, "Mailbox", seats=0)
+    admin = await _with_admin(db, tenant)
+    headers = {**tenant.headers, "Content-Type": SCIM}
+    async with running(OutboxWorker(db, mail_settings)):
+        first = await client.post(
+            f"{tenant.base}/Users", json=_user(f"ada@{tenant.key}.test"), headers=headers
+        )
+        assert first.status_code == 403
+        await eventually(lambda: len(smtp.messages) == 1)
+        for name in ("bob", "cyd"):
+            again = await client.post(
+                f"{tenant.base}/Users", json=_user(f"{name}@{tenant.key}.test"), headers=headers
+            )
+            assert again.status_code == 403
+        await asyncio.sleep(0.3)  # several worker passes: what follows waits for the digest
+        assert len(smtp.messages) == 1
+        # The window ends (an hour later): its digest goes out once, however often the worker looks.
+        assert await flush_due_digests(db, mail_settings, now=utcnow() + timedelta(hours=1, seconds=1)) == 1
+        await eventually(lambda: len(smtp.messages) == 2)
+        await asyncio.sleep(0.3)
+    prompt, digest = smtp.messages
+    assert str(prompt["To"]) == admin == str(digest["To"])
+    assert "provisioning blocked" in str(prompt["Subject"]) and tenant.name in str(prompt["Subject"])
+    assert tenant.name in str(digest["Subject"])
+    assert all(count == 1 for count in smtp.count_by_message_id().values())

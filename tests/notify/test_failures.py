@@ -112,8 +112,8 @@ async def test_per_user_failures_prompt_then_one_digest_with_counts(
     assert parts.path == f"/console/workspaces/{tenant.key}/log"
     assert parse_qs(parts.query) == {
         "outcome": ["failure"],
-        "from": ["2026-12-07T09:00:00Z"],
-        "to": ["2026-12-07T10:00:00Z"],
+        "from": [T0.strftime("%Y-%m-%dT09:00:00Z")],
+        "to": [T0.strftime("%Y-%m-%dT10:00:00Z")],
     }
     for part in (digest.text, digest.html):
         assert "/console/notifications/unsubscribe/" in part

@@ -246,3 +246,29 @@ async def test_outbox_provider_that_fails_or_hangs(
     hung = await client.get("/readyz")
     assert hung.status_code == 503 and time.monotonic() - start < TIMEOUT_S + 1.5
     assert hung.json()["checks"]["outbox"]["error"] == f"no answer within {TIMEOUT_S:g} s"
+
+
+async def test_with_readyz_outbox_off_the_outbox_is_reported_but_never_makes_readyz_fail(
+    settings: Settings,
+) -> None:
+    fake = FakeOutbox()
+    fake.report = {"depth": 5, "oldest_due_age_seconds": 7200.0, "last_heartbeat_age_seconds": 900.0}
+    for gating in (True, False):
+        changed = settings.model_copy(update={"readyz_timeout_seconds": TIMEOUT_S, "readyz_outbox": gating})
+        async with served(changed) as (app, client):
+            rule = functools.partial(outbox_problem, settings=changed)
+            # The app's own check, on a worker reported dead: only the provider is a stand-in.
+            app.state.readiness.checks["outbox"] = outbox_check(fake, rule)
+            response = await client.get("/readyz")
+            outbox = response.json()["checks"]["outbox"]
+            assert outbox["ok"] is False and outbox["error"].startswith("no outbox worker is alive")
+            assert response.status_code == (503 if gating else 200), response.text
+            assert response.json()["status"] == ("unavailable" if gating else "ok")
+            assert outbox.get("advisory", False) is not gating
+            # The other checks still decide.
+            app.state.readiness.checks["database"] = _failing
+            assert (await client.get("/readyz")).status_code == 503
+
+
+async def _failing(db: Database) -> Any:
+    raise RuntimeError("down")

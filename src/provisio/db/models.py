@@ -259,6 +259,23 @@ class ProvisioningEvent(Base):
     )
 
 
+class ScimLastRequest(Base):
+    """The newest successful SCIM request of a workspace, reads included (the provisioning log keeps only
+    changes and failures): what tells the Connection status panel that an IdP which only reads is there.
+    Written at most about once a minute per workspace and process (``provisio.domain.connection_status``)."""
+
+    __tablename__ = "scim_last_requests"
+
+    workspace_id: Mapped[str] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    action: Mapped[str] = mapped_column(String(40))
+    status: Mapped[int] = mapped_column(Integer)
+    user_agent: Mapped[str | None] = mapped_column(String(200))
+    credential: Mapped[str | None] = mapped_column(String(200))
+
+
 # --- Console admins and the OAuth 2.0 authorization server (provisio.domain.admins, provisio.oauth) ---
 
 
@@ -518,6 +535,13 @@ class OutboxMessage(Base):
             "dead_at",
             sqlite_where=text("dead_at IS NOT NULL"),
             postgresql_where=text("dead_at IS NOT NULL"),
+        ),
+        # Sent rows, oldest first: the retention's pruning reads this, never the whole table.
+        Index(
+            "ix_outbox_sent",
+            "sent_at",
+            sqlite_where=text("sent_at IS NOT NULL"),
+            postgresql_where=text("sent_at IS NOT NULL"),
         ),
         Index("ix_outbox_workspace_id", "workspace_id"),
     )

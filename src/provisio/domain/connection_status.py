@@ -10,13 +10,26 @@ live client or its live bearer tokens.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import case, func, or_, select
+import structlog
+from sqlalchemy import case, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from provisio.db.models import OAuthClient, OAuthToken, ProvisioningEvent, ScimToken, Workspace, utcnow
+from provisio.db.engine import Database
+from provisio.db.models import (
+    OAuthClient,
+    OAuthToken,
+    ProvisioningEvent,
+    ScimLastRequest,
+    ScimToken,
+    Workspace,
+    utcnow,
+)
 from provisio.domain.events import FAILURE, SUCCESS
 from provisio.domain.scim_methods import ScimMethod
 
@@ -25,6 +38,13 @@ CONNECTED_WITHIN = timedelta(hours=24)
 # Okta refreshes its access token only when it has something to send, possibly weeks apart: warn this long
 # before an unused refresh token expires, while the admin can still make Okta use it.
 REFRESH_WARNING = timedelta(days=7)
+
+# A successful request is remembered at most this often per workspace and process: a busy IdP costs one
+# small write a minute, and the panel is at most this late.
+NOTE_EVERY_SECONDS = 60.0
+_MAX_NOTED = 50_000  # workspaces remembered by the throttle before it starts afresh
+
+log = structlog.get_logger("provisio.connection")
 
 OKTA = "Okta"
 ENTRA = "Microsoft Entra"
@@ -98,6 +118,82 @@ def _logged(row: ProvisioningEvent | None) -> LoggedRequest | None:
         action=row.action,
         status=row.status,
         detail=row.detail,
+        user_agent=row.user_agent,
+        credential=row.credential,
+    )
+
+
+_noted: dict[str, float] = {}
+_UPSERTS: dict[str, Any] = {}
+
+
+def _upsert(dialect: str) -> Any:
+    if dialect not in _UPSERTS:
+        insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(ScimLastRequest)
+        columns = ("at", "action", "status", "user_agent", "credential")
+        _UPSERTS[dialect] = insert.on_conflict_do_update(
+            index_elements=["workspace_id"], set_={name: insert.excluded[name] for name in columns}
+        )
+    return _UPSERTS[dialect]
+
+
+async def note_success(
+    db: Database,
+    *,
+    workspace_id: str,
+    action: str,
+    status: int,
+    user_agent: str | None,
+    credential: str | None,
+) -> None:
+    """Remember a successful SCIM request, reads included, at most once a minute per workspace (in this
+    process); a legacy bearer token's ``last_used_at`` is kept with it. Never fails the request: the
+    write is best effort, and a failure is logged."""
+    now_mono = time.monotonic()
+    last = _noted.get(workspace_id)
+    if last is not None and now_mono - last < NOTE_EVERY_SECONDS:
+        return
+    if len(_noted) >= _MAX_NOTED:
+        _noted.clear()
+    _noted[workspace_id] = now_mono
+    now = utcnow()
+    row = {
+        "workspace_id": workspace_id,
+        "at": now,
+        "action": action[:40],
+        "status": status,
+        "user_agent": user_agent[:200] if user_agent else None,
+        "credential": credential[:200] if credential else None,
+    }
+    try:
+        async with db.writing() as session:
+            await session.execute(_upsert(session.get_bind().dialect.name), row)
+            method, _, token_id = (credential or "").partition(":")
+            if method == ScimMethod.BEARER.value and token_id:
+                await session.execute(
+                    update(ScimToken)
+                    .where(ScimToken.id == token_id, ScimToken.workspace_id == workspace_id)
+                    .values(last_used_at=now)
+                )
+    except Exception:
+        _noted.pop(workspace_id, None)  # try again with the next request
+        log.warning("connection.note_failed", workspace_id=workspace_id, exc_info=True)
+
+
+def forget_noted() -> None:
+    """Start the throttle afresh (tests that move the clock)."""
+    _noted.clear()
+
+
+async def _last_request(session: AsyncSession, workspace_id: str) -> LoggedRequest | None:
+    row = await session.get(ScimLastRequest, workspace_id)
+    if row is None:
+        return None
+    return LoggedRequest(
+        at=row.at,
+        action=row.action,
+        status=row.status,
+        detail=None,
         user_agent=row.user_agent,
         credential=row.credential,
     )
@@ -206,6 +302,12 @@ async def _refresh_token(session: AsyncSession, client_pk: str, now: datetime) -
     )
 
 
+def _newer(first: LoggedRequest | None, second: LoggedRequest | None) -> LoggedRequest | None:
+    if first is None or second is None:
+        return first or second
+    return second if second.at > first.at else first
+
+
 def _latest(*moments: datetime | None) -> datetime | None:
     known = [m for m in moments if m is not None]
     return max(known) if known else None
@@ -216,7 +318,9 @@ async def connection_status(
 ) -> ConnectionStatus:
     now = now or utcnow()
     method = ScimMethod(workspace.scim_auth_method)
-    last_success = await _newest(session, workspace.id, SUCCESS)
+    last_success = _newer(
+        await _newest(session, workspace.id, SUCCESS), await _last_request(session, workspace.id)
+    )
     last_failure = await _newest(session, workspace.id, FAILURE)
     requests, failures = await _counts(session, workspace.id, now - CONNECTED_WITHIN)
 

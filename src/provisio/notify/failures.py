@@ -288,10 +288,15 @@ async def flush_due_digests(db: Database, settings: Settings, now: datetime | No
         )
     sent = 0
     for workspace_id in due:
-        async with db.writing() as session:
-            state = await notifications.locked_state(session, workspace_id)
-            if await _close_if_ended(session, state, now, settings):
-                sent += 1
+        try:
+            async with db.writing() as session:
+                state = await notifications.locked_state(session, workspace_id)
+                if await _close_if_ended(session, state, now, settings):
+                    sent += 1
+        except Exception:
+            # Its transaction is rolled back, so the window stays ended and the next pass tries it
+            # again; the workspaces after it (it is first by window end) still get theirs now.
+            log.exception("failures.digest_failed", workspace_id=workspace_id)
     return sent
 
 

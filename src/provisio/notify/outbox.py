@@ -11,6 +11,7 @@ claiming and marking) makes the row due again, so delivery is at least once.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, event, or_, select, update
+from sqlalchemy import ColumnElement, delete, event, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -288,3 +289,41 @@ async def release(db: Database, row_ids: Collection[str], worker_id: str) -> Non
             .values(claimed_by=None, claimed_until=None)
             .execution_options(synchronize_session=False)
         )
+
+
+# --- Retention ------------------------------------------------------------------------------------------
+
+PRUNE_BATCH = 500
+
+
+async def prune(
+    db: Database,
+    retention_days: int,
+    *,
+    batch: int = PRUNE_BATCH,
+    pause_seconds: float = 0.05,
+    now: datetime | None = None,
+) -> int:
+    """Delete rows sent or given up more than ``retention_days`` ago: each keeps the whole message
+    (recipients, user names), so it is kept only for inspecting recent deliveries. A pending row is
+    never deleted, however old. ``batch`` rows per short transaction, read by the partial indexes on
+    ``sent_at`` and ``dead_at``, with a pause between, so enqueueing is never held up. How many were
+    deleted."""
+    cutoff = (now or utcnow()) - timedelta(days=retention_days)
+    deleted = 0
+    for column in (OutboxMessage.sent_at, OutboxMessage.dead_at):
+        oldest = select(OutboxMessage.id).where(column < cutoff).order_by(column).limit(batch)
+        while True:
+            async with db.writing() as session:
+                ids = list((await session.scalars(oldest)).all())
+                if ids:
+                    await session.execute(
+                        delete(OutboxMessage)
+                        .where(OutboxMessage.id.in_(ids))
+                        .execution_options(synchronize_session=False)
+                    )
+            deleted += len(ids)
+            if len(ids) < batch:
+                break
+            await asyncio.sleep(pause_seconds)
+    return deleted

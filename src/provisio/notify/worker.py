@@ -42,6 +42,11 @@ log = structlog.get_logger("provisio.notify.worker")
 LEASE_MARGIN_SECONDS = 1.0
 # Heartbeat rows of workers silent for this long are removed when a worker starts.
 FORGET_WORKERS_AFTER = timedelta(days=1)
+# The running worker beats this often (or at a third of the health's maximum age, if that is shorter)
+# from a task of its own, so a batch of slow SMTP sends never makes a working worker look dead.
+HEARTBEAT_SECONDS = 10.0
+# Sent and given-up rows older than PROVISIO_OUTBOX_RETENTION_DAYS are pruned this often by the loop.
+PRUNE_INTERVAL_SECONDS = 3600.0
 
 
 def new_worker_id() -> str:
@@ -90,6 +95,7 @@ class OutboxWorker:
         self._stop = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
+        self._next_prune = 0.0  # loop time of the next pruning; the first pass prunes
 
     # --- one pass ---------------------------------------------------------------------------------
 
@@ -106,6 +112,32 @@ class OutboxWorker:
                     "failed": self.failed,
                 },
             )
+
+    def heartbeat_interval(self) -> float:
+        return min(HEARTBEAT_SECONDS, self.settings.outbox_heartbeat_max_age_seconds / 3)
+
+    async def _beat_periodically(self) -> None:
+        """Beat while the loop runs, whatever it is waiting for (a stalled SMTP server included): the
+        health's "alive" is about the worker, "stuck" about the due rows waiting too long."""
+        while True:
+            await asyncio.sleep(self.heartbeat_interval())
+            try:
+                await self.beat()
+            except Exception:
+                log.warning("outbox.heartbeat_failed", worker=self.worker_id, exc_info=True)
+
+    async def prune_if_due(self) -> int:
+        """Prune sent and given-up rows past the retention, at most once per ``PRUNE_INTERVAL_SECONDS``;
+        how many were deleted."""
+        now = asyncio.get_running_loop().time()
+        if now < self._next_prune:
+            return 0
+        self._next_prune = now + PRUNE_INTERVAL_SECONDS
+        retention = self.settings.outbox_retention_days
+        deleted = await outbox.prune(self.db, retention)
+        if deleted:
+            log.info("outbox.pruned", deleted=deleted, retention_days=retention, worker=self.worker_id)
+        return deleted
 
     async def run_once(self) -> int:
         """Beat, enqueue the digests whose window ended, claim one batch and deliver it; how many rows
@@ -193,6 +225,7 @@ class OutboxWorker:
         self._loop = asyncio.get_running_loop()
         outbox.add_wakeup(self.wake)
         log.info("outbox.worker_started", worker=self.worker_id)
+        heartbeat = asyncio.create_task(self._beat_periodically(), name=f"outbox-heartbeat {self.worker_id}")
         try:
             await self._forget_silent_workers()
             while not self._stop.is_set():
@@ -202,11 +235,17 @@ class OutboxWorker:
                     claimed = await self.run_once()
                 except Exception:
                     log.exception("outbox.pass_failed", worker=self.worker_id)
+                try:
+                    await self.prune_if_due()
+                except Exception:  # pruning is housekeeping: it must never stop the deliveries
+                    log.exception("outbox.prune_failed", worker=self.worker_id)
                 if claimed >= self.settings.outbox_batch_size:
                     continue  # a full batch: more may be due
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.settings.outbox_poll_seconds)
         finally:
+            heartbeat.cancel()
+            await asyncio.gather(heartbeat, return_exceptions=True)
             outbox.remove_wakeup(self.wake)
             log.info("outbox.worker_stopped", worker=self.worker_id, sent=self.sent, failed=self.failed)
 

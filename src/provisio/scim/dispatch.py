@@ -19,6 +19,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from provisio.db.availability import RETRY_AFTER_SECONDS, DatabaseUnavailable, retry_once
+from provisio.domain import connection_status
 from provisio.domain.errors import DomainError
 from provisio.scim.auth import Unauthorized
 from provisio.scim.call import ScimCall
@@ -114,7 +115,18 @@ class ScimDispatchMiddleware:
 
 async def _run(call: ScimCall, handler: Handler, args: list[str]) -> Response:
     try:
-        return await retry_once(lambda: handler(call.start_over(), *args))
+        response = await retry_once(lambda: handler(call.start_over(), *args))
+        caller = call.caller
+        if caller is not None and response.status_code < 400:
+            await connection_status.note_success(
+                call.db,
+                workspace_id=caller.workspace.id,
+                action=call.action,
+                status=response.status_code,
+                user_agent=call.request.headers.get("user-agent"),
+                credential=caller.credential,
+            )
+        return response
     except DatabaseUnavailable as exc:
         # Not in the provisioning log: the database that would take the line is the one missing.
         log.warning(

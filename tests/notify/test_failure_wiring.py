@@ -10,12 +10,13 @@ from typing import Any
 
 import httpx
 import orjson
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from provisio.config import Settings
 from provisio.db.engine import Database
-from provisio.db.models import OutboxMessage, ProvisioningEvent, utcnow
+from provisio.db.models import NotificationState, OutboxMessage, ProvisioningEvent, ScimToken, utcnow
 from provisio.domain import admins as admin_service
+from provisio.domain import tokens as token_service
 from provisio.domain import workspaces as workspace_service
 from provisio.notify.failures import flush_due_digests
 from provisio.notify.worker import OutboxWorker
@@ -87,6 +88,53 @@ async def test_a_request_that_mails_nobody_keeps_the_one_statement_log(
     assert missing.status_code == 404
     assert await _failures(db, tenant.id) == 1
     assert await _mails(db, tenant.id) == []
+
+
+async def test_guessed_tokens_mail_nobody(client: httpx.AsyncClient, db: Database) -> None:
+    tenant = await make_tenant(db, "Probed")
+    await _with_admin(db, tenant)
+    for _ in range(50):
+        token = uuid.uuid4().hex
+        response = await client.get(f"{tenant.base}/Users", headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 401
+    async with db.reading() as session:
+        rows = list(
+            (
+                await session.scalars(
+                    select(ProvisioningEvent).where(ProvisioningEvent.workspace_id == tenant.id)
+                )
+            ).all()
+        )
+        outbox = await session.scalar(
+            select(func.count()).select_from(OutboxMessage).where(OutboxMessage.workspace_id == tenant.id)
+        )
+        state = await session.get(NotificationState, tenant.id)
+    assert outbox == 0
+    assert state is None  # not even the notification state was written
+    # One aggregated row (two if the flood straddles a minute) counts them all.
+    assert 1 <= len(rows) <= 2 and sum(e.repeats for e in rows) == 50
+
+
+async def test_a_revoked_token_is_mailed_once_and_noted_once_a_minute(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    tenant = await make_tenant(db, "Revoked")
+    admin = await _with_admin(db, tenant)
+    async with db.writing() as session:
+        ws = await workspace_service.require_workspace(session, tenant.key)
+        token = await session.scalar(select(ScimToken).where(ScimToken.workspace_id == tenant.id))
+        assert token is not None
+        assert await token_service.revoke_token(session, ws, token.id)
+    for _ in range(50):
+        response = await client.get(f"{tenant.base}/Users", headers=tenant.headers)
+        assert response.status_code == 401
+    mails = await _mails(db, tenant.id)
+    assert len(mails) == 1 and mails[0]["to"] == [admin]
+    assert await _failures(db, tenant.id) == 50
+    async with db.reading() as session:
+        state = await session.get(NotificationState, tenant.id)
+    # Noted once: the other 49 are on the aggregated row, not each a write into the digest.
+    assert state is not None and state.pending == 0
 
 
 async def test_from_the_idps_refusal_to_the_admins_mailbox(

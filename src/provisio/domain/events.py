@@ -34,6 +34,11 @@ OUTCOMES = (SUCCESS, FAILURE)
 AGGREGATED_STATUSES = frozenset({401, 429})
 BODY_CAP = 4096  # characters of redacted request body kept with an event
 REDACTED = "[redacted]"
+# Nesting kept of a body (a SCIM resource needs a handful of levels); deeper parts become TOO_DEEP, well
+# below orjson's limit of 254 levels and Python's recursion limit.
+BODY_DEPTH = 32
+TOO_DEEP = "[too deep]"
+BODY_NOT_KEPT = "[body not kept]"
 # Attribute names whose values are secrets whatever their depth: passwords, tokens, keys, credentials.
 _SECRET_NAME = re.compile(r"pass(word|wd|phrase)|secret|token|credential|api[-_]?key|private[-_]?key", re.I)
 # Values that look like a secret even under an innocent name: a bearer header, a JWT, a PEM key.
@@ -51,17 +56,24 @@ def _secret_name(name: object) -> bool:
     return isinstance(name, str) and _SECRET_NAME.search(name) is not None
 
 
-def _redacted(value: Any) -> Any:
+def _is(key: object, name: str) -> bool:
+    return isinstance(key, str) and key.lower() == name
+
+
+def _redacted(value: Any, depth: int = 0) -> Any:
+    if depth >= BODY_DEPTH and isinstance(value, dict | list):
+        return TOO_DEEP
     if isinstance(value, dict):
-        # A PATCH operation names its attribute in "path": {"path": "password", "value": "…"}.
-        secret_path = _secret_name(value.get("path"))
+        # A PATCH operation names its attribute in "path": {"path": "password", "value": "…"}; SCIM
+        # attribute names are case-insensitive, and so is the PATCH parser ("Path", "VALUE").
+        secret_path = any(_is(key, "path") and _secret_name(item) for key, item in value.items())
         return {
-            key: REDACTED if secret_path and key == "value" else _redacted(item)
+            key: REDACTED if secret_path and _is(key, "value") else _redacted(item, depth + 1)
             for key, item in value.items()
             if not _secret_name(key)
         }
     if isinstance(value, list):
-        return [_redacted(item) for item in value]
+        return [_redacted(item, depth + 1) for item in value]
     if isinstance(value, str) and _SECRET_VALUE.search(value):
         return REDACTED
     return value
@@ -69,11 +81,17 @@ def _redacted(value: Any) -> Any:
 
 def redact_body(body: Any, cap: int = BODY_CAP) -> str | None:
     """A request body as the log keeps it: JSON without any attribute named like a secret (passwords,
-    tokens, keys: at any depth, PATCH paths included) or any value that looks like one, cut to ``cap``
-    characters with a note that it was."""
+    tokens, keys: at any depth, in any case, PATCH paths included) or any value that looks like one,
+    nested parts deeper than ``BODY_DEPTH`` replaced by a marker, cut to ``cap`` characters with a note
+    that it was. Never raises: a body that cannot be kept is replaced by a marker, never the request's
+    answer changed by its log."""
     if body is None:
         return None
-    text_ = orjson.dumps(_redacted(body), option=orjson.OPT_NON_STR_KEYS).decode()
+    try:
+        text_ = orjson.dumps(_redacted(body), option=orjson.OPT_NON_STR_KEYS).decode()
+    except Exception:
+        log.warning("events.body_not_kept", exc_info=True)
+        return BODY_NOT_KEPT
     if len(text_) <= cap:
         return text_
     return f"{text_[:cap]}… [cut: {len(text_)} characters, the first {cap} kept]"
@@ -190,12 +208,12 @@ async def record_repeat(session: AsyncSession, event: Event) -> None:
 
 async def record_failure(
     db: Database, event: Event, also: Callable[[AsyncSession], Awaitable[None]] | None = None
-) -> None:
-    """Write a failure in a short transaction of its own (one statement on PostgreSQL), after the
-    request's own work ended. ``also`` runs in the same transaction, after the event and inside a
-    savepoint: what the failure causes (a notification) commits with it, and if it fails the event
-    is still kept. A log write that fails is logged by the server and dropped: the IdP still gets its
-    answer."""
+) -> bool:
+    """Write a failure in a short transaction of its own (one statement on PostgreSQL when nothing is
+    written with it), after the request's own work ended. ``also`` runs in the same transaction, after
+    the event and inside a savepoint: what the failure causes (a notification) commits with it, and if
+    it fails the event is still kept. A log write that fails is logged by the server and dropped: the
+    IdP still gets its answer. Returns whether the event was written."""
     if event.outcome != FAILURE:
         event = replace(event, outcome=FAILURE)
     try:
@@ -213,6 +231,7 @@ async def record_failure(
                         log.warning(
                             "events.consequence_failed", workspace_id=event.workspace_id, exc_info=True
                         )
+        return True
     except Exception:
         log.warning(
             "events.write_failed",
@@ -221,6 +240,7 @@ async def record_failure(
             status=event.status,
             exc_info=True,
         )
+        return False
 
 
 async def _write_failure(session: AsyncSession, event: Event) -> None:

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from provisio.config import Settings
 from provisio.db.engine import Database
-from provisio.db.models import ProvisioningEvent, utcnow
+from provisio.db.models import ProvisioningEvent, Workspace, utcnow
 from provisio.domain.errors import DomainError, Kind
 from provisio.domain.events import OUTCOMES
 
@@ -205,6 +205,22 @@ async def batches(
         before = found.next_before
 
 
+def _old(cutoff: datetime) -> ColumnElement[bool]:
+    # An aggregated row is kept while its latest repeat is recent.
+    return (E.last_at.is_(None)) | (E.last_at < cutoff)
+
+
+def prune_candidates(workspace_id: str, cutoff: datetime, batch: int = PRUNE_BATCH) -> Any:
+    """Ids of up to ``batch`` of a workspace's oldest events older than ``cutoff``: a range of the
+    (workspace_id, at) index, read in its order, which finds nothing at once when nothing is old."""
+    return (
+        select(E.id)
+        .where(E.workspace_id == workspace_id, E.at < cutoff, _old(cutoff))
+        .order_by(E.at)
+        .limit(batch)
+    )
+
+
 async def prune(
     db: Database,
     retention_days: int,
@@ -213,28 +229,27 @@ async def prune(
     pause_seconds: float = 0.05,
     now: datetime | None = None,
 ) -> int:
-    """Delete events older than ``retention_days`` (by their latest time), ``batch`` rows per short
-    transaction with a pause between, so SCIM writes are never queued behind a long delete. Returns how
-    many were deleted."""
+    """Delete events older than ``retention_days`` (by their latest time), workspace by workspace,
+    ``batch`` rows per short transaction with a pause between, so SCIM writes are never queued behind a
+    long delete. The ids are chosen by a read (a table scan in SQLite's write transaction would hold
+    every writer up); the write deletes them by primary key, checking again that they are old, since
+    an aggregated row may have been repeated since. Returns how many were deleted."""
     cutoff = (now or utcnow()) - timedelta(days=retention_days)
-    # Ids, oldest first, of the oldest events: a range of the primary key, then a delete by id.
-    # An aggregated row is kept while its latest repeat is recent.
-    oldest = (
-        select(E.id)
-        .where(E.at < cutoff, (E.last_at.is_(None)) | (E.last_at < cutoff))
-        .order_by(E.id)
-        .limit(batch)
-    )
+    async with db.reading() as session:
+        workspace_ids = list((await session.scalars(select(Workspace.id).order_by(Workspace.id))).all())
     deleted = 0
-    while True:
-        async with db.writing() as session:
-            ids = list((await session.scalars(oldest)).all())
-            if ids:
-                await session.execute(delete(E).where(E.id.in_(ids)))
-        deleted += len(ids)
-        if len(ids) < batch:
-            break
-        await asyncio.sleep(pause_seconds)
+    for workspace_id in workspace_ids:
+        while True:
+            async with db.reading() as session:
+                ids = list((await session.scalars(prune_candidates(workspace_id, cutoff, batch))).all())
+            if not ids:
+                break
+            async with db.writing() as session:
+                result = await session.execute(delete(E).where(E.id.in_(ids), E.at < cutoff, _old(cutoff)))
+            deleted += int(getattr(result, "rowcount", 0) or 0)
+            if len(ids) < batch:
+                break
+            await asyncio.sleep(pause_seconds)
     return deleted
 
 

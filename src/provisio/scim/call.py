@@ -77,9 +77,9 @@ class ScimCall:
     async def _admit(self, caller: Caller) -> None:
         """The workspace's rate limit, keyed on the authenticated workspace: requests without its
         credentials cannot spend its budget. Checked before the caller is recorded; a refusal is counted
-        on the provisioning log's one row for the minute (``provisio.domain.events``), so a flood of
-        refused requests stays cheap. A request
-        that authenticates twice (a PUT retried in the locking transaction, a request run again on a
+        on the provisioning log's one row for the minute (``provisio.domain.events``): a flood of refused
+        requests adds no rows, but each still costs one upsert of that row (a write transaction). A
+        request that authenticates twice (a PUT retried in the locking transaction, a request run again on a
         fresh database connection) is counted once."""
         if self.limiter is None or self.admitted:
             return

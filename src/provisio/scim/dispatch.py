@@ -141,7 +141,11 @@ async def _run(call: ScimCall, handler: Handler, args: list[str]) -> Response:
         log.exception("scim.internal_error", path=call.request.url.path, method=call.request.method)
         error = INTERNAL_ERROR
     if error.status != 408:  # the client left: nobody is told anything, and nothing is logged
-        await log_failure(call, error)
+        try:
+            await log_failure(call, error)
+        except Exception:
+            # The log describes the answer; it must never be what changes it.
+            log.warning("scim.log_failed", path=call.request.url.path, status=error.status, exc_info=True)
     return _error_answer(error)
 
 

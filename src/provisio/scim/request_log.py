@@ -20,7 +20,7 @@ from provisio.domain.events import (
     redact_body,
 )
 from provisio.metrics import provisioning_event
-from provisio.notify.failures import classify, failure_from_error, note_failure
+from provisio.notify.failures import Failure, classify, failure_from_error, note_failure
 from provisio.scim.auth import Unauthorized, refusal
 from provisio.scim.call import ScimCall
 from provisio.scim.errors import ScimError
@@ -100,10 +100,40 @@ async def log_failure(call: ScimCall, error: ScimError) -> None:
     )
     failure = failure_from_error(workspace_id, call.action, error, user_name=user_name, member_id=member_id)
     also = None
-    if classify(failure) is not None:  # the admins may have to hear of it
+    if _to_note(failure, credential):  # the admins may have to hear of it
 
         async def also(session: AsyncSession) -> None:
             await note_failure(session, failure, call.settings)
 
-    await record_failure(call.db, event, also)
-    provisioning_event(call.action, FAILURE)
+    if await record_failure(call.db, event, also):
+        provisioning_event(call.action, FAILURE)
+
+
+# When this process last noted a repeated refusal for mail, per (workspace, status, credential); the
+# oldest entries go first past the bound, so a flood of distinct keys cannot grow it.
+_NOTED: dict[tuple[str, int, str | None], float] = {}
+NOTE_EVERY_SECONDS = 60.0
+MAX_NOTED = 10_000
+
+
+def _to_note(failure: Failure, credential: str | None) -> bool:
+    """Whether a failure goes to ``note_failure`` (the failure e-mails). A 401 does only for one of the
+    workspace's own credentials (revoked, expired, of the other method): a stranger who guessed the
+    workspace key must not mail its admins, nor cost a write transaction per request. A refusal that
+    repeats (401, 429) is noted once a minute per process; its aggregated log row counts the others."""
+    if classify(failure) is None:
+        return False
+    if failure.status == 401 and credential is None:
+        return False
+    if failure.status not in AGGREGATED_STATUSES:
+        return True
+    key = (failure.workspace_id, failure.status, credential)
+    now = time.monotonic()
+    last = _NOTED.get(key)
+    if last is not None and now - last < NOTE_EVERY_SECONDS:
+        return False
+    _NOTED.pop(key, None)
+    _NOTED[key] = now
+    while len(_NOTED) > MAX_NOTED:
+        del _NOTED[next(iter(_NOTED))]
+    return True

@@ -4,7 +4,7 @@
 delivered by a worker; ``worker_heartbeats`` tells health checks that a worker is alive.
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0011
 Create Date: 2026-12-07
 """
 

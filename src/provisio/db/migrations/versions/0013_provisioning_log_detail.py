@@ -6,7 +6,7 @@ counted on one row (``repeats``, ``last_at``, ``aggregate_key``). Indexes serve 
 newest first in pages of ids; on PostgreSQL userNames compare by code point so that a prefix is a range.
 
 Revision ID: 0013
-Revises: 0010
+Revises: 0012
 Create Date: 2026-12-07
 """
 

@@ -1,7 +1,7 @@
 """Failure e-mails: per-workspace notification state, digest entries, extra recipients and opt-outs
 
 Revision ID: 0014
-Revises: 0012
+Revises: 0013
 Create Date: 2026-12-07
 """
 

@@ -8,13 +8,15 @@ from email.message import EmailMessage
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from provisio.config import Settings
 from provisio.db.engine import Database
+from provisio.db.models import OutboxMessage
 from provisio.domain import admins as account_service
 from provisio.domain import workspaces as workspace_service
 from provisio.domain.scim_methods import ScimMethod
-from provisio.notify import invites
+from provisio.notify import invites, outbox
 from provisio.notify.worker import OutboxWorker
 from tests.notify.conftest import SmtpRecorder, eventually, running
 from tests.oauth.helpers import PASSWORD, OAuthTenant, csrf_token, make_admin, make_oauth_tenant
@@ -46,8 +48,17 @@ async def test_the_link_is_mailed_to_the_invited_address_and_sets_the_password(
     grace = f"Grace-{tenant.key}@Acme.example"
     invited = await _invite(db, mail_settings, tenant, grace)
     assert invited.mailed and invited.shown_url
+
+    async def scrubbed() -> bool:  # sent: the row keeps no usable link
+        async with db.reading() as session:
+            payloads = await session.scalars(
+                select(OutboxMessage.payload).where(OutboxMessage.workspace_id == tenant.id)
+            )
+            return list(payloads) == [outbox.SCRUBBED]
+
     async with running(OutboxWorker(db, mail_settings)):
         await eventually(lambda: len(smtp.messages) == 1)
+        await eventually(scrubbed)
     [message] = smtp.messages
     assert str(message["To"]) == grace
     assert message["Subject"] == f"You are an admin of {tenant.name}: choose your password"

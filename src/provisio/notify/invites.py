@@ -52,5 +52,6 @@ async def add_admin(
         workspace_id=workspace.id,
         # One e-mail per link; the token's hash is what the database keeps of it anyway.
         dedupe_key="admin-invite:" + hash_secret(added.token),
+        secret=True,
     )
     return Invited(added=added, shown_url=url if added.shown else None, mailed=True)

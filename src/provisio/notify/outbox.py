@@ -110,9 +110,12 @@ async def enqueue_mail(
     html: str | None,
     workspace_id: str | None = None,
     dedupe_key: str | None = None,
+    secret: bool = False,
 ) -> str | None:
     """Enqueue an e-mail (plain text, and HTML as an alternative when given) to ``to``.
 
+    ``secret``: the mail carries a credential (a set-password link); its text is kept only until it is
+    sent, then replaced by a marker, so the row keeps no usable secret through its retention.
     Returns the outbox id, or None when nothing was enqueued: no recipients (nobody to tell), or a
     ``dedupe_key`` that was enqueued before."""
     recipients = [_header_safe(address.strip(), "a recipient") for address in to if address.strip()]
@@ -121,12 +124,14 @@ async def enqueue_mail(
     for address in recipients:
         if "@" not in address or "," in address:
             raise ValueError(f"not one e-mail address: {address!r}")
-    payload = {
+    payload: dict[str, Any] = {
         "to": recipients,
         "subject": _header_safe(subject, "the subject"),
         "text": text,
         "html": html,
     }
+    if secret:
+        payload["secret"] = True
     return await enqueue(
         session, kind=MAIL, payload=payload, workspace_id=workspace_id, dedupe_key=dedupe_key
     )
@@ -217,14 +222,25 @@ async def claim_due(
     ]
 
 
-async def mark_sent(db: Database, row_id: str, *, now: datetime | None = None) -> None:
+SCRUBBED = '{"scrubbed": "sent; it carried a secret"}'
+
+
+async def mark_sent(db: Database, row_id: str, *, now: datetime | None = None, scrub: bool = False) -> None:
     """Delivered. Marked whoever holds the lease now: the delivery happened either way, and a row
-    marked sent is never taken again."""
+    marked sent is never taken again. ``scrub``: the payload carried a secret, which goes with it."""
+    values: dict[str, Any] = {
+        "sent_at": now or utcnow(),
+        "claimed_by": None,
+        "claimed_until": None,
+        "last_error": None,
+    }
+    if scrub:
+        values["payload"] = SCRUBBED
     async with db.writing() as session:
         await session.execute(
             update(OutboxMessage)
             .where(OutboxMessage.id == row_id, OutboxMessage.sent_at.is_(None))
-            .values(sent_at=now or utcnow(), claimed_by=None, claimed_until=None, last_error=None)
+            .values(**values)
             .execution_options(synchronize_session=False)
         )
 

@@ -180,7 +180,7 @@ class OutboxWorker:
         delay = 0.1
         while True:
             try:
-                await outbox.mark_sent(self.db, item.id)
+                await outbox.mark_sent(self.db, item.id, scrub=bool(item.payload.get("secret")))
                 return
             except Exception:
                 if utcnow() + timedelta(seconds=delay) >= item.claimed_until:

@@ -59,10 +59,8 @@ async def revoke_key(session: AsyncSession, key_id: int) -> ApiKey:
     return row
 
 
-async def authenticate(
-    session: AsyncSession, presented: str, *, now: datetime | None = None
-) -> ApiKey | None:
-    """The live key ``presented`` is, else None; notes its use (at most once per ``USE_RESOLUTION``)."""
+async def find_live_key(session: AsyncSession, presented: str) -> ApiKey | None:
+    """The live key ``presented`` is, else None (unknown, malformed or revoked)."""
     if not presented.startswith(KEY_PREFIX) or len(presented) > 200:
         return None
     row = (
@@ -70,16 +68,21 @@ async def authenticate(
     ).scalar_one_or_none()
     if row is None or row.revoked_at is not None:
         return None
-    now = now or utcnow()
-    if row.last_used_at is None or now - row.last_used_at >= USE_RESOLUTION:
-        # Conditional, so concurrent requests of the same minute write it once.
-        stale = ApiKey.last_used_at.is_(None) | (ApiKey.last_used_at <= now - USE_RESOLUTION)
-        await session.execute(
-            update(ApiKey).where(ApiKey.id == row.id, stale).values(last_used_at=now),
-            execution_options={"synchronize_session": False},
-        )
-        row.last_used_at = now
     return row
+
+
+def use_is_stale(key: ApiKey, now: datetime) -> bool:
+    return key.last_used_at is None or now - key.last_used_at >= USE_RESOLUTION
+
+
+async def note_use(session: AsyncSession, key_id: int, now: datetime) -> None:
+    """Record a use of the key, unless one was recorded less than ``USE_RESOLUTION`` ago; conditional,
+    so concurrent requests of the same minute write it once."""
+    stale = ApiKey.last_used_at.is_(None) | (ApiKey.last_used_at <= now - USE_RESOLUTION)
+    await session.execute(
+        update(ApiKey).where(ApiKey.id == key_id, stale).values(last_used_at=now),
+        execution_options={"synchronize_session": False},
+    )
 
 
 def actor(key: ApiKey) -> str:

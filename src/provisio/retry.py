@@ -78,13 +78,13 @@ def unavailable_response(scope: Scope) -> Response:
         body = {"error": "temporarily_unavailable", "error_description": SERVICE_UNAVAILABLE.detail}
         return JSONResponse(body, status_code=503, headers=headers)
     if kind is Surface.API:
-        body = {
+        problem: dict[str, object] = {
             "type": "about:blank",
             "title": "Service unavailable",
             "status": 503,
             "detail": SERVICE_UNAVAILABLE.detail,
         }
-        return JSONResponse(body, status_code=503, headers=headers, media_type="application/problem+json")
+        return JSONResponse(problem, status_code=503, headers=headers, media_type="application/problem+json")
     if kind is Surface.PAGE:
         # The authorization endpoint cannot redirect to the client here: it could not check the
         # client's redirect URI. Nobody is known to be signed in: that check needs the database too.

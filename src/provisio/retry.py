@@ -80,7 +80,7 @@ def unavailable_response(scope: Scope) -> Response:
     if kind is Surface.API:
         problem: dict[str, object] = {
             "type": "about:blank",
-            "title": "Service unavailable",
+            "title": "Service Unavailable",
             "status": 503,
             "detail": SERVICE_UNAVAILABLE.detail,
         }

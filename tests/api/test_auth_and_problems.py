@@ -102,6 +102,12 @@ async def test_framework_errors_are_problem_documents(client: httpx.AsyncClient,
     )
 
 
+async def test_a_nul_in_the_url_is_a_problem_document(client: httpx.AsyncClient, api: dict[str, str]) -> None:
+    r = await client.get("/api/v1/workspaces/a%00b", headers=api)
+    assert r.status_code == 400 and r.headers["content-type"] == PROBLEM
+    assert "NUL" in r.json()["detail"]
+
+
 async def test_other_paths_keep_their_own_errors(client: httpx.AsyncClient) -> None:
     r = await client.get("/console/no-such-page")
     assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")

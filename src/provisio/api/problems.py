@@ -17,7 +17,8 @@ from starlette.routing import BaseRoute, Match
 from provisio.domain.errors import DomainError, Kind
 
 API_PREFIX = "/api/v1"
-PROBLEM_TYPE_BASE = "https://provisio.dev/problems/"
+# Identifiers, not addresses: no page is promised at them (RFC 9457 §3.1.1 allows that).
+PROBLEM_TYPE_BASE = "urn:provisio:problem:"
 MEDIA_TYPE = "application/problem+json"
 
 STATUS = {

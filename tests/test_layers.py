@@ -27,7 +27,10 @@ def _imports(package: str) -> dict[str, set[str]]:
 @pytest.mark.parametrize(
     ("package", "forbidden"),
     [
-        ("domain", ("fastapi", "starlette", "provisio.scim", "provisio.console", "provisio.oauth")),
+        (
+            "domain",
+            ("fastapi", "starlette", "provisio.scim", "provisio.console", "provisio.oauth", "provisio.api"),
+        ),
         ("oauth", ("provisio.console",)),
     ],
 )

@@ -16,6 +16,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from provisio import __version__
+from provisio.api.install import install_api
 from provisio.config import Settings, get_settings
 from provisio.console.install import install_console
 from provisio.db.engine import Database
@@ -122,6 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RejectNulMiddleware)
     app.add_middleware(RequestIdMiddleware)
     install_console(app)  # admin console, the consent page among its pages
+    install_api(app)  # the management API (/api/v1), after the console: its error handlers chain
     app.include_router(oauth_router)  # the OAuth endpoints that clients call: token, revocation, metadata
     app.state.readiness = default_readiness(settings)
     app.add_api_route("/readyz", readyz, methods=["GET", "HEAD"], include_in_schema=False)

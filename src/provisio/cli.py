@@ -17,6 +17,7 @@ from provisio.config import get_settings
 from provisio.db.engine import Database
 from provisio.db.migrate import upgrade
 from provisio.domain import admins as admin_service
+from provisio.domain import api_keys as api_key_service
 from provisio.domain import domains as domain_service
 from provisio.domain import member_buckets, provisioning_log
 from provisio.domain import redirect_uris as redirect_service
@@ -674,6 +675,77 @@ def admin_list(
         for r in rows
     ]
     _emit({"admins": rows}, as_json, lines or ["No admins."])
+
+
+# --- operator API keys of the management API ----------------------------------------------------------
+
+apikey_app = typer.Typer(help="Operator API keys of the management API (/api/v1).", no_args_is_help=True)
+app.add_typer(apikey_app, name="apikey")
+
+
+def _key_data(k: Any) -> dict[str, Any]:
+    return {
+        "id": k.id,
+        "name": k.name,
+        "prefix": k.prefix,
+        "created_at": k.created_at.isoformat(),
+        "last_used_at": k.last_used_at.isoformat() if k.last_used_at else None,
+        "revoked": k.revoked_at is not None,
+        "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None,
+    }
+
+
+@apikey_app.command("create")
+def apikey_create(
+    name: str = typer.Argument(..., help="Who uses the key."), as_json: bool = JSON_OPTION
+) -> None:
+    """Make an API key (shown once; only its hash is stored)."""
+
+    async def work(db: Database) -> dict[str, Any]:
+        async with db.writing() as session:
+            issued = await api_key_service.create_key(session, name)
+            return {"key": issued.key, "id": issued.id, "name": issued.name}
+
+    data = _run(work, as_json)
+    _emit(
+        data,
+        as_json,
+        [
+            f"API key {data['id']} ({data['name']}): {data['key']}",
+            "The key is shown only now; send it as: Authorization: Bearer <key>",
+        ],
+    )
+
+
+@apikey_app.command("list")
+def apikey_list(as_json: bool = JSON_OPTION) -> None:
+    """List the API keys (ids, names, the first characters of each; the keys themselves are not stored)."""
+
+    async def work(db: Database) -> list[dict[str, Any]]:
+        async with db.reading() as session:
+            return [_key_data(k) for k in await api_key_service.list_keys(session)]
+
+    rows = _run(work, as_json)
+    lines = [
+        f"{r['id']}  {'revoked' if r['revoked'] else 'live   '}  {r['prefix']}…  {r['name']}  "
+        f"last used {r['last_used_at'][:16].replace('T', ' ') if r['last_used_at'] else 'never'}"
+        for r in rows
+    ]
+    _emit({"keys": rows}, as_json, lines or ["No API keys."])
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(
+    key_id: int = typer.Argument(..., help="The key's id."), as_json: bool = JSON_OPTION
+) -> None:
+    """Revoke an API key; it stops working at once."""
+
+    async def work(db: Database) -> dict[str, Any]:
+        async with db.writing() as session:
+            return _key_data(await api_key_service.revoke_key(session, key_id))
+
+    data = _run(work, as_json)
+    _emit(data, as_json, [f"Revoked API key {data['id']} ({data['name']}); it stops working at once."])
 
 
 DEMO_KEY = "demo"

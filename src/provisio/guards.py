@@ -43,6 +43,9 @@ class RejectNulMiddleware:
         elif kind is Surface.OAUTH_CLIENT:
             body = orjson.dumps({"error": "invalid_request", "error_description": DETAIL})
             content_type = b"application/json"
+        elif kind is Surface.API:
+            problem = {"type": "about:blank", "title": "Bad Request", "status": 400, "detail": DETAIL}
+            body, content_type = orjson.dumps(problem), b"application/problem+json"
         elif kind is Surface.PAGE:  # before any route (and so before the console's templates)
             body, content_type = PAGE.encode(), b"text/html; charset=utf-8"
         else:

@@ -77,6 +77,14 @@ def unavailable_response(scope: Scope) -> Response:
         # RFC 6749's code for this condition.
         body = {"error": "temporarily_unavailable", "error_description": SERVICE_UNAVAILABLE.detail}
         return JSONResponse(body, status_code=503, headers=headers)
+    if kind is Surface.API:
+        problem: dict[str, object] = {
+            "type": "about:blank",
+            "title": "Service Unavailable",
+            "status": 503,
+            "detail": SERVICE_UNAVAILABLE.detail,
+        }
+        return JSONResponse(problem, status_code=503, headers=headers, media_type="application/problem+json")
     if kind is Surface.PAGE:
         # The authorization endpoint cannot redirect to the client here: it could not check the
         # client's redirect URI. Nobody is known to be signed in: that check needs the database too.

@@ -10,6 +10,7 @@ class Surface(enum.Enum):
     SCIM = "scim"  # identity providers: SCIM Error documents (RFC 7644 §3.12)
     OAUTH_CLIENT = "oauth-client"  # OAuth clients: RFC 6749 §5.2 error JSON
     PAGE = "page"  # a person's browser: the console and the OAuth authorization (consent) pages
+    API = "api"  # the management API (/api/v1): RFC 9457 problem documents
     OTHER = "other"  # health checks, metrics, the API docs
 
 
@@ -25,4 +26,6 @@ def surface(path: str) -> Surface:
         return Surface.OAUTH_CLIENT
     if path == "/console" or path.startswith(("/console/", "/oauth/")):
         return Surface.PAGE
+    if path == "/api/v1" or path.startswith("/api/v1/"):
+        return Surface.API
     return Surface.OTHER

@@ -29,6 +29,9 @@ from provisio.surfaces import Surface, surface
         ("/console/workspaces/acme/members", Surface.PAGE),
         ("/consolefoo", Surface.OTHER),
         ("/scimx", Surface.OTHER),
+        ("/api/v1/workspaces", Surface.API),
+        ("/api/v1", Surface.API),
+        ("/api/docs", Surface.OTHER),
         ("/healthz", Surface.OTHER),
     ],
 )
@@ -58,6 +61,7 @@ def _scope(app: Any, path: str, cookie: bytes) -> dict[str, Any]:
         ("/oauth/acme/authorize", "text/html"),
         ("/console/workspaces/acme/members", "text/html"),
         ("/healthz", "text/plain"),
+        ("/api/v1/workspaces", "application/problem+json"),
     ],
 )
 def test_unavailable_answer(app: Any, path: str, content_type: str, cookie: bytes) -> None:
@@ -71,5 +75,8 @@ def test_unavailable_answer(app: Any, path: str, content_type: str, cookie: byte
         assert document["status"] == "503" and document["detail"]
     elif content_type == "application/json":
         assert orjson.loads(body)["error"] == "temporarily_unavailable"
+    elif content_type == "application/problem+json":
+        document = orjson.loads(body)
+        assert document["status"] == 503 and document["detail"]
     elif content_type == "text/html":
         assert b"Temporarily unavailable" in body

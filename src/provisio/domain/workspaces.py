@@ -84,3 +84,21 @@ async def require_workspace(session: AsyncSession, key: str) -> Workspace:
     if workspace is None:
         raise DomainError(Kind.NOT_FOUND, f"No workspace with key {key!r}.")
     return workspace
+
+
+async def list_workspaces(session: AsyncSession, *, after: str = "", limit: int) -> list[Workspace]:
+    """Up to ``limit`` workspaces by key (unique, so a keyset on it neither skips nor repeats one)."""
+    query = select(Workspace).order_by(Workspace.key).limit(limit)
+    if after:
+        query = query.where(Workspace.key > after)
+    return list((await session.execute(query)).scalars())
+
+
+async def rename(session: AsyncSession, workspace: Workspace, name: str) -> None:
+    name = name.strip()
+    if not name:
+        raise DomainError(Kind.INVALID, "A workspace needs a name.")
+    if len(name) > 200:
+        raise DomainError(Kind.INVALID, "Keep the workspace name under 200 characters.")
+    workspace.name = name
+    await session.flush()

@@ -1,0 +1,14 @@
+"""Mount the management API on the application."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from provisio.api.problems import install_problems
+from provisio.api.routes import router
+
+
+def install_api(app: FastAPI) -> None:
+    """After the console: the API's error handlers answer its own paths and hand the rest back."""
+    app.include_router(router)
+    install_problems(app, router.routes)

@@ -1,4 +1,4 @@
-"""``python -m bench``: the SCIM load benchmark of provisio (issue 3, item 7).
+"""``python -m bench``: the SCIM load benchmark of provisio.
 
 It starts provisio the way ``make run`` does (fresh database, ``provisio db upgrade``, a workspace and a
 bearer token through the CLI, then ``provisio serve``), seeds users through the SCIM API, drives each

@@ -1,4 +1,4 @@
-"""CPU pinning: the server on one core, the load generator on another (issue 3 asks for it).
+"""CPU pinning: the server on one core, the load generator on another (so neither steals the other's core).
 
 Optionally a scheduling priority too (``--nice -10``, needs root): pinning keeps our processes apart,
 but not other work off their cores; a higher priority makes such work wait instead of our processes.

@@ -1,4 +1,4 @@
-"""The scenarios of issue 3 item 7. Each builds one operation per worker; the loader times them."""
+"""The benchmark's scenarios. Each builds one operation per worker; the loader times them."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ class Scenario:
     description: str
     build: Callable[[Context], OpFactory]
     group: str  # "trivial" | "lookup" | "list" | "write"
-    peer_ratio_target: float | None = None  # issue 3: provisio req/s over the reference server's, at least
+    peer_ratio_target: float | None = None  # provisio req/s over the reference server's, at least this
     slow_on_peer: bool = False  # the reference server takes seconds: bound it by --peer-list-requests
     peer_supported: bool = True
     in_scale: bool = False

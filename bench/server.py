@@ -195,7 +195,7 @@ class ProvisioServer:
         self._cli(env, "db", "upgrade", "--json")
         workspace = self._cli(env, "workspace", "create", "Bench", "--seats", str(self.seats), "--json")
         key = str(workspace["key"])
-        # Members need an e-mail in a verified domain of their workspace (issue 5): the operator's override.
+        # Members need an e-mail in a verified domain of their workspace: the operator's override.
         self._cli(env, "domain", "add", key, DOMAIN, "--verified", "--json")
         token = self._cli(env, "scim", "configure", key, "--method", "bearer", "--json")  # SCIM on
         with self.log.open("wb") as log:

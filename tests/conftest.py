@@ -136,7 +136,7 @@ class Tenant:
 
 GENEROUS_SEATS = 100_000
 
-# People are global (one workspace per person, issue 5) but tests share one database: the members of
+# People are global (one workspace per person) but tests share one database: the members of
 # tenants made by earlier tests are deactivated before a later test makes its first tenant, so fixed
 # addresses such as ada@example.com can be reused from test to test.
 _test_generation = 0

@@ -64,7 +64,7 @@ async def make_oauth_tenant(
     suffix = uuid.uuid4().hex[:8]
     async with db.writing() as session:
         ws = await workspace_service.create_workspace(session, name or f"Acme {suffix}", seats=seats)
-        # SCIM needs a verified domain (issue 5); users of any domain are accepted in these tests.
+        # SCIM needs a verified domain; users of any domain are accepted in these tests.
         await domain_service.add_domain(session, ws, f"acme-{suffix}.example", operator_verified=True)
         ws.allow_other_domains = True
         admin = await admin_service.create_admin(session, f"it-{suffix}@acme.example", PASSWORD)

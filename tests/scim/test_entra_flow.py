@@ -1,4 +1,4 @@
-"""Microsoft Entra's sequence (BRIEF §3): Test Connection, create, both PATCH dialects, DELETE."""
+"""Microsoft Entra's sequence: Test Connection, create, both PATCH dialects, DELETE."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Okta's provisioning sequence (BRIEF §3): lookup, create, get, PUT update/deactivate/reactivate."""
+"""Okta's provisioning sequence: lookup, create, get, PUT update/deactivate/reactivate."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Seats, license auto-charge and the one-workspace rule through SCIM, with Okta's PUT shapes and
-Entra's PATCH shapes (BRIEF §4, issue 5)."""
+Entra's PATCH shapes."""
 
 from __future__ import annotations
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Double,
@@ -648,3 +649,35 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class HostEvent(Base):
+    """A change the host application learns of (``provisio.domain.host_events``): written in the
+    transaction of the change, read in order by the events API and the webhook fan-out.
+
+    The order is ``(txid, seq)``. ``seq`` alone is not enough on PostgreSQL: a transaction can take a
+    lower ``seq`` and commit after one that took a higher, and a reader that had passed the higher
+    would never see the lower. ``txid`` is the writing transaction's id there (0 on SQLite, where
+    one writer at a time makes ``seq`` order commit order); readers stop before the oldest
+    transaction still running, so nothing can later appear behind a cursor."""
+
+    __tablename__ = "host_events"
+
+    # AUTOINCREMENT on SQLite: a seq is never reused, even after retention empties the table.
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    id: Mapped[str] = mapped_column(String(40), unique=True)
+    txid: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+    type: Mapped[str] = mapped_column(String(64))
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
+
+    __table_args__ = (
+        Index("ix_host_events_order", "txid", "seq"),
+        Index("ix_host_events_workspace_order", "workspace_id", "txid", "seq"),
+        Index("ix_host_events_occurred_at", "occurred_at"),
+        {"sqlite_autoincrement": True},
+    )

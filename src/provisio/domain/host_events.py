@@ -1,0 +1,249 @@
+"""Host events: what the host application learns of every change, in an order no reader can miss.
+
+``emit`` writes an event with the caller's session, so it exists exactly when the change commits. The
+events API and the webhook fan-out read them with ``read_after`` from a ``Position``, oldest first.
+
+The order is ``(txid, seq)`` (see ``provisio.db.models.HostEvent``). On PostgreSQL ``txid`` is the
+writing transaction's id and a read returns only events of transactions older than the oldest one
+still running (the snapshot's *xmin*): every such transaction has finished, so no event can commit
+later at a position a reader has already passed. On SQLite one writer at a time commits ``seq`` in
+order and ``txid`` is 0. A long transaction anywhere on the PostgreSQL server holds readers back
+while it runs; it delays events, it never loses them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, delete, insert, literal_column, select, true, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from provisio.db.models import HostEvent, Workspace, utcnow
+
+MEMBER_CREATED = "member.created"
+MEMBER_UPDATED = "member.updated"
+MEMBER_DEACTIVATED = "member.deactivated"
+MEMBER_REACTIVATED = "member.reactivated"
+MEMBER_DELETED = "member.deleted"
+WORKSPACE_SCIM_ENABLED = "workspace.scim_enabled"
+WORKSPACE_SCIM_DISABLED = "workspace.scim_disabled"
+SEATS_PURCHASED = "seats.purchased"
+
+EVENT_TYPES: frozenset[str] = frozenset(
+    {
+        MEMBER_CREATED,
+        MEMBER_UPDATED,
+        MEMBER_DEACTIVATED,
+        MEMBER_REACTIVATED,
+        MEMBER_DELETED,
+        WORKSPACE_SCIM_ENABLED,
+        WORKSPACE_SCIM_DISABLED,
+        SEATS_PURCHASED,
+    }
+)
+
+# Who made a change, as the host sees it.
+IDP = "idp"  # an IdP's SCIM client (id: the OAuth client id or the bearer token's id)
+ADMIN = "admin"  # a workspace admin in the console (id: the admin's id)
+OPERATOR = "operator"  # the deployment's operator: the CLI or an API key (id: the key's id)
+SYSTEM = "system"  # provisio itself (a scheduled job)
+ACTOR_KINDS = frozenset({IDP, ADMIN, OPERATOR, SYSTEM})
+
+
+@dataclass(frozen=True)
+class Actor:
+    kind: str
+    id: str | None = None
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ACTOR_KINDS:
+            raise ValueError(f"unknown actor kind {self.kind!r}")
+
+    def as_json(self) -> dict[str, Any]:
+        return {"type": self.kind, "id": self.id, "name": self.name}
+
+
+def new_event_id() -> str:
+    return "evt_" + uuid.uuid4().hex
+
+
+def _txid(dialect: str) -> ColumnElement[Any]:
+    if dialect == "postgresql":
+        return literal_column("pg_current_xact_id()::text::bigint")
+    return literal_column("0")
+
+
+def _horizon(dialect: str) -> ColumnElement[bool]:
+    """The events a reader may return: those of transactions that can no longer commit."""
+    if dialect == "postgresql":
+        return HostEvent.txid < literal_column("pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+    return true()
+
+
+def row_values(
+    *, type: str, workspace_id: str, actor: Actor, data: dict[str, Any], at: datetime | None = None
+) -> dict[str, Any]:
+    """The columns of one event but its position (``seq`` and ``txid`` come from the database)."""
+    if type not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {type!r}")
+    return {
+        "id": new_event_id(),
+        "type": type,
+        "workspace_id": workspace_id,
+        "occurred_at": at or utcnow(),
+        "actor": actor.as_json(),
+        "data": data,
+    }
+
+
+def insert_statement(dialect: str) -> Any:
+    """An INSERT of event rows that stamps each with its transaction (for statements that insert
+    events together with another change, e.g. from a CTE)."""
+    return insert(HostEvent).values(txid=_txid(dialect))
+
+
+async def emit(
+    session: AsyncSession,
+    *,
+    type: str,
+    workspace_id: str,
+    actor: Actor,
+    data: dict[str, Any],
+    at: datetime | None = None,
+) -> str:
+    """Write one event in the caller's transaction; its id."""
+    values = row_values(type=type, workspace_id=workspace_id, actor=actor, data=data, at=at)
+    dialect = session.get_bind().dialect.name
+    await session.execute(insert_statement(dialect), [values])
+    return str(values["id"])
+
+
+@dataclass(frozen=True, order=True)
+class Position:
+    """A place in the order of events: after the event at (txid, seq)."""
+
+    txid: int
+    seq: int
+
+    def encode(self) -> str:
+        raw = f"{self.txid}.{self.seq}".encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, cursor: str) -> Position:
+        """The position a cursor names; ValueError when it is not one this server made."""
+        if not cursor or len(cursor) > 64 or not cursor.isascii():
+            raise ValueError("not a cursor")
+        try:
+            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+            txid_text, seq_text = raw.split(".")
+            if not (txid_text.isdigit() and seq_text.isdigit()):
+                raise ValueError("not a cursor")
+            return cls(int(txid_text), int(seq_text))
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise ValueError("not a cursor") from exc
+
+
+START = Position(-1, -1)
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    id: str
+    type: str
+    workspace_id: str
+    workspace_key: str
+    occurred_at: datetime
+    actor: dict[str, Any]
+    data: dict[str, Any]
+    position: Position
+
+    def as_json(self) -> dict[str, Any]:
+        """The event as the API and webhooks show it."""
+        return {
+            "id": self.id,
+            "type": self.type,
+            "workspace": self.workspace_key,
+            "workspace_id": self.workspace_id,
+            "occurred_at": self.occurred_at.isoformat().replace("+00:00", "Z"),
+            "actor": self.actor,
+            "data": self.data,
+        }
+
+
+_COLUMNS = (
+    HostEvent.id,
+    HostEvent.type,
+    HostEvent.workspace_id,
+    Workspace.key,
+    HostEvent.occurred_at,
+    HostEvent.actor,
+    HostEvent.data,
+    HostEvent.txid,
+    HostEvent.seq,
+)
+
+
+def _stored(row: Any) -> StoredEvent:
+    return StoredEvent(
+        id=row.id,
+        type=row.type,
+        workspace_id=row.workspace_id,
+        workspace_key=row.key,
+        occurred_at=row.occurred_at,
+        actor=row.actor,
+        data=row.data,
+        position=Position(row.txid, row.seq),
+    )
+
+
+def _select(dialect: str, after: Position) -> Select[Any]:
+    return (
+        select(*_COLUMNS)
+        .join(Workspace, Workspace.id == HostEvent.workspace_id)
+        .where(tuple_(HostEvent.txid, HostEvent.seq) > tuple_(after.txid, after.seq), _horizon(dialect))
+        .order_by(HostEvent.txid, HostEvent.seq)
+    )
+
+
+async def read_after(
+    session: AsyncSession,
+    after: Position = START,
+    *,
+    limit: int,
+    workspace_id: str | None = None,
+    types: Collection[str] | None = None,
+) -> list[StoredEvent]:
+    """Up to ``limit`` events after ``after``, oldest first, that no later commit can precede."""
+    dialect = session.get_bind().dialect.name
+    query = _select(dialect, after)
+    if workspace_id is not None:
+        query = query.where(HostEvent.workspace_id == workspace_id)
+    if types:
+        query = query.where(HostEvent.type.in_(sorted(types)))
+    rows = (await session.execute(query.limit(limit))).all()
+    return [_stored(row) for row in rows]
+
+
+async def get_event(session: AsyncSession, event_id: str) -> StoredEvent | None:
+    row = (
+        await session.execute(
+            select(*_COLUMNS)
+            .join(Workspace, Workspace.id == HostEvent.workspace_id)
+            .where(HostEvent.id == event_id)
+        )
+    ).first()
+    return None if row is None else _stored(row)
+
+
+async def prune(session: AsyncSession, *, older_than: datetime) -> int:
+    """Delete events that occurred before ``older_than`` (the retention); how many went."""
+    result = await session.execute(delete(HostEvent).where(and_(HostEvent.occurred_at < older_than)))
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
 from provisio.console.sessions import SignedIn, signed_in
@@ -42,13 +43,19 @@ async def require_admin(request: Request) -> SignedIn:
     return who
 
 
+async def may_administer(session: AsyncSession, who: SignedIn, workspace_id: str) -> bool:
+    """Whether this session may act as an admin of the workspace: the account administers it, and the
+    session is not limited to another workspace (one begun with a sign-in link)."""
+    return who.may_reach(workspace_id) and await admin_service.is_workspace_admin(
+        session, who.admin_id, workspace_id
+    )
+
+
 async def admin_workspace(request: Request, workspace_key: str, who: SignedIn) -> Workspace:
     db: Database = request.app.state.db
     async with db.reading() as session:
         workspace = await workspace_service.get_workspace(session, workspace_key)
-        if workspace is None or not await admin_service.is_workspace_admin(
-            session, who.admin_id, workspace.id
-        ):
+        if workspace is None or not await may_administer(session, who, workspace.id):
             raise PageError(
                 404,
                 "Workspace not found",

@@ -303,7 +303,7 @@ async def test_a_link_reaches_its_workspace_only(
     ):
         r = await browser.get(path)
         assert r.status_code == 404, path
-        assert "Workspace not found" in r.text
+        assert "Workspace not found" in r.text and "opens one workspace only" in r.text
     home = await browser.get("/console/")
     assert home.status_code == 303 and home.headers["location"] == scim_page(b.key)
     # Nor can the session answer A's consent page.

@@ -56,10 +56,13 @@ async def admin_workspace(request: Request, workspace_key: str, who: SignedIn) -
     async with db.reading() as session:
         workspace = await workspace_service.get_workspace(session, workspace_key)
         if workspace is None or not await may_administer(session, who, workspace.id):
-            raise PageError(
-                404,
-                "Workspace not found",
-                f"None of the workspaces you administer has the key {workspace_key!r}. "
-                f"You are signed in as {who.email}.",
-            )
+            # The same answer whether or not the workspace exists, for a limited session too.
+            if who.workspace_id is not None:
+                message = (
+                    "You came in through your application's sign-in link, which opens one workspace only. "
+                    "To reach another, sign out and sign in with your password."
+                )
+            else:
+                message = f"None of the workspaces you administer has the key {workspace_key!r}."
+            raise PageError(404, "Workspace not found", f"{message} You are signed in as {who.email}.")
         return workspace

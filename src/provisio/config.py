@@ -6,8 +6,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from provisio.domain.return_urls import AllowedReturnUrl, parse_allowed
 
 DEFAULT_DB_PATH = Path("var") / "provisio.db"
 # Without an SMTP server, e-mails are written here as .eml files (next to the default database).
@@ -55,6 +57,12 @@ class Settings(BaseSettings):
         default=5, ge=1, description="Failed sign-ins per e-mail address allowed in the throttle window."
     )
     console_sign_in_window_seconds: int = Field(default=900, ge=1, description="Sign-in throttle window.")
+    # Sign-in links of the management API (provisio.domain.portal_links, rules in domain.return_urls).
+    portal_return_urls: str = Field(
+        default="",
+        description="Comma-separated origins or URL prefixes a sign-in link's return_url may point at "
+        "(https, or http on loopback); empty: no return_url is accepted.",
+    )
     # Verified domains: where the DNS TXT check asks.
     dns_nameservers: str = Field(
         default="",
@@ -194,6 +202,16 @@ class Settings(BaseSettings):
         default=True,
         description="A dead or stuck outbox worker makes /readyz 503 (false: only reported in its JSON).",
     )
+
+    @field_validator("portal_return_urls")
+    @classmethod
+    def _portal_return_urls_parse(cls, value: str) -> str:
+        parse_allowed(value)  # a bad entry stops the server at start-up, saying which
+        return value
+
+    @property
+    def portal_return_url_prefixes(self) -> tuple[AllowedReturnUrl, ...]:
+        return parse_allowed(self.portal_return_urls)
 
     @property
     def public_base(self) -> str:

@@ -63,7 +63,9 @@ class DatabaseRetryMiddleware:
         except DatabaseUnavailable as exc:
             if started:
                 raise
-            log.warning("http.unavailable", path=scope["path"], method=scope["method"], error=exc.detail)
+            # The route's template, never the path: a sign-in or set-password link's token is in it.
+            route = getattr(scope.get("route"), "path", "unmatched")
+            log.warning("http.unavailable", route=route, method=scope["method"], error=exc.detail)
             await unavailable_response(scope)(scope, receive, send)
 
 

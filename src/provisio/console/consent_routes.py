@@ -16,11 +16,10 @@ from starlette.responses import Response
 
 from provisio.config import Settings
 from provisio.console import csrf
-from provisio.console.deps import LoginRequired, request_path
+from provisio.console.deps import LoginRequired, may_administer, request_path
 from provisio.console.sessions import SignedIn, signed_in
 from provisio.console.templating import render
 from provisio.db.engine import Database
-from provisio.domain import admins as admin_service
 from provisio.oauth import consent
 from provisio.oauth.bridge import OAuthTransaction, oauth_transaction
 from provisio.oauth.grants import Grantor
@@ -68,7 +67,7 @@ async def _checked(
     if who is None:
         raise LoginRequired(request_path(request))
     workspace = result[1]
-    if not await admin_service.is_workspace_admin(transaction.session, who.admin_id, workspace.workspace_id):
+    if not await may_administer(transaction.session, who, workspace.workspace_id):
         return consent.NotAdmin(workspace.workspace_name)
     return result
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
 from provisio.console.sessions import SignedIn, signed_in
@@ -42,17 +43,26 @@ async def require_admin(request: Request) -> SignedIn:
     return who
 
 
+async def may_administer(session: AsyncSession, who: SignedIn, workspace_id: str) -> bool:
+    """Whether this session may act as an admin of the workspace: the account administers it, and the
+    session is not limited to another workspace (one begun with a sign-in link)."""
+    return who.may_reach(workspace_id) and await admin_service.is_workspace_admin(
+        session, who.admin_id, workspace_id
+    )
+
+
 async def admin_workspace(request: Request, workspace_key: str, who: SignedIn) -> Workspace:
     db: Database = request.app.state.db
     async with db.reading() as session:
         workspace = await workspace_service.get_workspace(session, workspace_key)
-        if workspace is None or not await admin_service.is_workspace_admin(
-            session, who.admin_id, workspace.id
-        ):
-            raise PageError(
-                404,
-                "Workspace not found",
-                f"None of the workspaces you administer has the key {workspace_key!r}. "
-                f"You are signed in as {who.email}.",
-            )
+        if workspace is None or not await may_administer(session, who, workspace.id):
+            # The same answer whether or not the workspace exists, for a limited session too.
+            if who.workspace_id is not None:
+                message = (
+                    "You came in through your application's sign-in link, which opens one workspace only. "
+                    "To reach another, sign out and sign in with your password."
+                )
+            else:
+                message = f"None of the workspaces you administer has the key {workspace_key!r}."
+            raise PageError(404, "Workspace not found", f"{message} You are signed in as {who.email}.")
         return workspace

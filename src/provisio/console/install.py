@@ -19,6 +19,7 @@ from provisio.console.domains_routes import router as domains_router
 from provisio.console.log_routes import router as log_router
 from provisio.console.members_routes import router as members_router
 from provisio.console.notifications_routes import router as notifications_router
+from provisio.console.portal_routes import router as portal_router
 from provisio.console.scim_routes import router as scim_router
 from provisio.console.sessions import signed_in
 from provisio.console.static import router as static_router
@@ -99,6 +100,7 @@ def install_console(app: FastAPI) -> None:
     app.include_router(admins_router)
     app.include_router(notifications_router)
     app.include_router(consent_router)
+    app.include_router(portal_router)
     app.add_exception_handler(LoginRequired, _login_required)
     app.add_exception_handler(PageError, _page_error)
     app.add_exception_handler(csrf.CsrfFailed, _csrf_failed)

@@ -57,7 +57,9 @@ class ConfirmFirst(Exception):
 async def home(request: Request, who: SignedIn = Depends(require_admin)) -> Response:
     db: Database = request.app.state.db
     async with db.reading() as session:
-        workspaces = await admin_service.workspaces_of(session, who.admin_id)
+        workspaces = [
+            w for w in await admin_service.workspaces_of(session, who.admin_id) if who.may_reach(w.id)
+        ]
     if len(workspaces) == 1:
         return RedirectResponse(PAGE.format(workspace_key=workspaces[0].key), status_code=303)
     return render(request, "workspaces.html", {"who": who, "workspaces": workspaces})

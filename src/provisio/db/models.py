@@ -329,6 +329,13 @@ class ConsoleSession(Base):
     admin_id: Mapped[str] = mapped_column(ForeignKey("admins.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # A session begun with a sign-in link (``PortalLink``) reaches only the workspace the link was for,
+    # whatever else the account administers; None: every workspace of the account (password sign-in).
+    workspace_id: Mapped[str | None] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=True
+    )
+    # Where the console's "Back to <host>" link leads for the rest of the session (a sign-in link's).
+    return_url: Mapped[str | None] = mapped_column(String(2000), nullable=True)
 
 
 class SignInFailure(Base):
@@ -681,3 +688,20 @@ class HostEvent(Base):
         Index("ix_host_events_occurred_at", "occurred_at"),
         {"sqlite_autoincrement": True},
     )
+
+
+class PortalLink(Base):
+    """A single-use sign-in link the host application asked for (``provisio.domain.portal_links``): it
+    signs ``email`` in as an admin of the workspace. Only the token's SHA-256 is stored."""
+
+    __tablename__ = "portal_links"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(String(320))
+    return_url: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 
 import anyio.to_thread
 from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from provisio.db.models import Admin, AdminPasswordToken, Workspace, WorkspaceAdmin, utcnow
@@ -135,6 +136,41 @@ async def add_admin(session: AsyncSession, workspace: Workspace, email: str, *, 
         has_password=admin.password_hash is not None,
         token=token,
         shown=shown,
+    )
+
+
+async def ensure_admin(session: AsyncSession, workspace: Workspace, email: str, *, actor: str) -> AddedAdmin:
+    """The account with ``email``, made an admin of ``workspace`` unless it is one already: created
+    without a password when there is none (``created``). Unlike ``add_admin`` no set-password link is
+    made, and an existing one is left alone: this is how a sign-in link (``portal_links``) vouches for
+    a person whom the host application has authenticated, so an invite e-mailed earlier keeps working.
+    The same locks as ``add_admin`` queue concurrent grants; an account made meanwhile by another
+    workspace's transaction is found rather than duplicated."""
+    admin_service.check_email(email)
+    locked = await lock_workspace(session, workspace.id)
+    admin = await _locked_account(session, email)
+    created = admin is None
+    if admin is None:
+        try:
+            async with session.begin_nested():
+                admin = Admin(
+                    email=email.strip(), email_lower=admin_service.normalise_email(email), password_hash=None
+                )
+                session.add(admin)
+                await session.flush()
+        except IntegrityError:  # the unique e-mail: another transaction made the account first
+            admin = await _locked_account(session, email)
+            created = False
+            if admin is None:
+                raise
+    await admin_service.grant_workspace(session, admin, locked, added_by=actor)
+    return AddedAdmin(
+        admin_id=admin.id,
+        email=admin.email,
+        created=created,
+        has_password=admin.password_hash is not None,
+        token=None,
+        shown=False,
     )
 
 

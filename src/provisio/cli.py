@@ -29,6 +29,7 @@ from provisio.domain import workspace_admins as workspace_admin_service
 from provisio.domain import workspaces as workspace_service
 from provisio.domain.errors import DomainError, Kind
 from provisio.domain.scim_methods import ScimMethod
+from provisio.domain.workspace_state import ensure_changeable
 
 app = typer.Typer(help="provisio: SCIM 2.0 provisioning for workspaces.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -494,6 +495,9 @@ def domain_verify(
     """Look up the domain's TXT record (PROVISIO_DNS_NAMESERVERS, else the system resolver)."""
 
     async def work(db: Database) -> dict[str, Any]:
+        async with db.reading() as session:  # refused before any DNS lookup when it could not be recorded
+            ws = await workspace_service.require_workspace(session, workspace)
+            await domain_service.domain_to_verify(session, ws, domain)
         check = await domain_service.check_txt(get_settings(), domain)  # outside any transaction
         async with db.writing() as session:
             ws = await workspace_service.require_workspace(session, workspace)
@@ -559,6 +563,7 @@ def workspace_update(
     async def work(db: Database) -> dict[str, Any]:
         async with db.writing() as session:
             ws = await workspace_service.require_workspace(session, workspace)
+            ensure_changeable(ws)
             if name is not None:
                 if not name.strip():
                     raise DomainError(Kind.INVALID, "A workspace needs a name.")
@@ -571,6 +576,54 @@ def workspace_update(
     data = _run(work, as_json)
     other = "accepts" if data["allow_other_domains"] else "refuses"
     _emit(data, as_json, [f"{data['name']} ({data['key']}) {other} members from other domains."])
+
+
+def _switch_workspace(workspace: str, disable: bool, as_json: bool) -> None:
+    async def work(db: Database) -> dict[str, Any]:
+        async with db.writing() as session:
+            ws = await workspace_service.require_workspace(session, workspace)
+            switch = workspace_service.disable_workspace if disable else workspace_service.enable_workspace
+            changed = await switch(session, ws)
+            return {
+                "key": ws.key,
+                "name": ws.name,
+                "disabled": ws.disabled_at is not None,
+                "disabled_at": ws.disabled_at.isoformat() if ws.disabled_at else None,
+                "changed": changed,
+            }
+
+    data = _run(work, as_json)
+    if disable:
+        line = (
+            f"Disabled {data['name']} ({data['key']}): its SCIM requests and new OAuth tokens are refused "
+            f"and nothing about it can be changed; `provisio workspace enable {data['key']}` undoes it."
+            if data["changed"]
+            else f"{data['name']} ({data['key']}) is already disabled, since {data['disabled_at']}."
+        )
+    else:
+        line = (
+            f"Enabled {data['name']} ({data['key']}): it works as it did before it was disabled."
+            if data["changed"]
+            else f"{data['name']} ({data['key']}) is not disabled."
+        )
+    _emit(data, as_json, [line])
+
+
+@workspace_app.command("disable")
+def workspace_disable(
+    workspace: str = typer.Argument(..., help="Workspace key."), as_json: bool = JSON_OPTION
+) -> None:
+    """Disable a workspace (a customer suspended or gone): SCIM and new OAuth tokens are refused and
+    nothing about it can be changed, but everything is kept until it is enabled again."""
+    _switch_workspace(workspace, True, as_json)
+
+
+@workspace_app.command("enable")
+def workspace_enable(
+    workspace: str = typer.Argument(..., help="Workspace key."), as_json: bool = JSON_OPTION
+) -> None:
+    """Enable a disabled workspace: it works again as it did before."""
+    _switch_workspace(workspace, False, as_json)
 
 
 # --- console admins of a workspace ---------------------------------------------------------------------

@@ -88,6 +88,12 @@ async def test_framework_errors_are_problem_documents(client: httpx.AsyncClient,
     assert "GET" in r.headers["allow"]
     body = problem(await client.get("/api/v1/workspaces/no-such-workspace", headers=api), 404)
     assert "no-such-workspace" in str(body["detail"])
+    # A path with an empty segment names no endpoint: never a redirect to the one it resembles.
+    for path in ("/api/v1/workspaces/%2F", "/api/v1/workspaces/", "/api/v1//workspaces", "/api/v1/"):
+        for method in ("GET", "POST", "DELETE"):
+            r = await client.request(method, path, headers=api)
+            assert r.status_code == 404, (method, path, r.status_code)
+            problem(r, 404)
 
     body = problem(await client.post("/api/v1/workspaces", headers=api, json={"seats": -1, "extra": 1}), 422)
     fields = {e["field"] for e in body["errors"]}  # type: ignore[attr-defined]
@@ -115,7 +121,12 @@ async def test_other_paths_keep_their_own_errors(client: httpx.AsyncClient) -> N
     assert r.status_code == 404 and r.headers["content-type"] == "application/json"
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25,
+    deadline=None,
+    derandomize=True,  # the same examples on every run: CI does not find new ones by chance
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(
     body=st.one_of(
         st.dictionaries(

@@ -196,6 +196,7 @@ async def test_openapi_documents_the_api_and_nothing_else(client: httpx.AsyncCli
         "/api/v1/workspaces": {"get", "post"},
         "/api/v1/workspaces/{key}": {"get", "patch"},
         "/api/v1/workspaces/{key}/disable": {"post"},
+        "/api/v1/workspaces/{key}/enable": {"post"},
         "/api/v1/workspaces/{key}/members": {"get"},
         "/api/v1/workspaces/{key}/members/{member_id}": {"get"},
         "/api/v1/workspaces/{key}/seats": {"get", "patch"},

@@ -52,12 +52,12 @@ async def test_create_read_update_and_disable_a_workspace(
     problem(await client.patch(f"/api/v1/workspaces/{key}", headers=api, json={"seats": 4}), 422)
     problem(await client.patch("/api/v1/workspaces/nope-nope", headers=api, json={"name": "N"}), 404)
 
-    # Disabling turns SCIM off, and the workspace's SCIM credentials are refused.
+    # Disabling refuses the workspace's SCIM credentials, and keeps its SCIM switch as it was.
     tenant = await make_tenant(db)
     assert (await client.get(f"{tenant.base}/Users", headers=tenant.headers)).status_code == 200
     r = await client.post(f"/api/v1/workspaces/{tenant.key}/disable", headers=api)
-    assert r.status_code == 200 and r.json()["scim_enabled"] is False
-    assert (await client.get(f"{tenant.base}/Users", headers=tenant.headers)).status_code in (401, 403)
+    assert r.status_code == 200 and r.json()["disabled"] is True and r.json()["scim_enabled"] is True
+    assert (await client.get(f"{tenant.base}/Users", headers=tenant.headers)).status_code == 403
 
 
 async def test_workspace_cursor_pages_have_no_duplicates_or_misses(

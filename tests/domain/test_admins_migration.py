@@ -3,18 +3,11 @@ workspaces and their console sessions (SQLite copies the ``admins`` table to rel
 
 from __future__ import annotations
 
-import asyncio
-import os
-import uuid
 from pathlib import Path
 
-from alembic import command
 from sqlalchemy import Connection, inspect, text
-from sqlalchemy.engine import make_url
 
-from provisio.db.engine import Database
-from provisio.db.migrate import alembic_config, upgrade
-from tests.conftest import POSTGRES_ENV, _admin
+from tests.migrations import downgrade_to, execute, read, round_trip_on_fresh_database, upgrade_to
 
 SEED = [
     "INSERT INTO workspaces (id, key, name, created_at, scim_enabled, seats_purchased, scim_auth_method, "
@@ -57,49 +50,28 @@ def _inspect(sync: Connection) -> tuple[set[str], bool, set[str], tuple[int, ...
 
 
 def _run(url: str, statements: list[str]) -> tuple[set[str], bool, set[str], tuple[int, ...]]:
-    async def work() -> tuple[set[str], bool, set[str], tuple[int, ...]]:
-        db = Database.from_url(url, pool_size=1)
-        try:
-            if statements:
-                async with db.writing() as session:
-                    for statement in statements:
-                        await session.execute(text(statement))
-            async with db.read_engine.connect() as conn:
-                return await conn.run_sync(_inspect)
-        finally:
-            await db.dispose()
-
-    return asyncio.run(work())
+    if statements:
+        execute(url, statements)
+    return read(url, _inspect)
 
 
 def _round_trip(url: str) -> None:
-    command.upgrade(alembic_config(url), "0010")
+    upgrade_to(url, "0010")
     _run(url, SEED)
-    upgrade(url)
+    upgrade_to(url)
     tables, nullable, granted, counts = _run(url, [])
     assert "admin_password_tokens" in tables and nullable and "added_by" in granted
     assert counts == (1, 1, 1, 0)
     # An invited account without a password, then back down: it cannot survive NOT NULL, and neither
     # can its workspace, its session or its link; the rest does.
     assert _run(url, PENDING)[3] == (2, 2, 2, 0)
-    command.downgrade(alembic_config(url), "0010")
+    downgrade_to(url, "0010")
     tables, nullable, granted, counts = _run(url, [])
     assert "admin_password_tokens" not in tables and not nullable and "added_by" not in granted
     assert counts == (1, 1, 1, 0)
-    upgrade(url)
+    upgrade_to(url)
     assert _run(url, [])[3] == (1, 1, 1, 0)
 
 
 async def test_upgrade_downgrade_upgrade(database_url: str, tmp_path: Path) -> None:
-    loop = asyncio.get_running_loop()
-    if database_url.startswith("sqlite"):
-        await loop.run_in_executor(None, _round_trip, f"sqlite:///{tmp_path / 'migrate.db'}")
-        return
-    admin = os.environ[POSTGRES_ENV]
-    name = f"provisio_migrate_{uuid.uuid4().hex[:8]}"
-    await _admin(admin, f'CREATE DATABASE "{name}"')
-    try:
-        url = make_url(admin).set(database=name).render_as_string(hide_password=False)
-        await loop.run_in_executor(None, _round_trip, url)
-    finally:
-        await _admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await round_trip_on_fresh_database(database_url, tmp_path, _round_trip)

@@ -1526,3 +1526,13 @@ def test_property_replace_is_idempotent(doc: dict[str, Any], op: dict[str, Any])
     second = apply_patch(first.document, body(op), USER)
     assert second.document == first.document
     assert not second.changed
+
+
+def test_clearing_a_sub_attribute_of_no_values_changes_nothing() -> None:
+    doc = {"schemas": [USER_SCHEMA], "userName": "0", "emails": [{"value": ""}]}
+    first = apply_patch(doc, body({"op": "replace", "path": "emails.value", "value": None}), USER)
+    again = apply_patch(first.document, body({"op": "replace", "path": "emails.value", "value": None}), USER)
+    assert again.document == first.document and not again.changed
+    with pytest.raises(ScimError) as refused:  # setting one on no values still has no target
+        apply_patch(first.document, body({"op": "replace", "path": "emails.value", "value": "a@b.c"}), USER)
+    assert refused.value.scim_type == "noTarget"

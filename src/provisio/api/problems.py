@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match
+from starlette.types import Receive, Scope, Send
 
 from provisio.domain.errors import DomainError, Kind
 
@@ -67,6 +68,14 @@ def is_api(path: str) -> bool:
     return path == API_PREFIX or path.startswith(API_PREFIX + "/")
 
 
+def _instance(request: Request) -> str:
+    """The path as the client sent it (``%2F`` stays escaped), without the query."""
+    raw = request.scope.get("raw_path")
+    if isinstance(raw, bytes) and raw:
+        return raw.decode("latin-1").split("?", 1)[0]
+    return request.url.path
+
+
 def problem(
     request: Request,
     status: int,
@@ -81,7 +90,7 @@ def problem(
         "title": TITLES.get(status, "Request refused"),
         "status": status,
         "detail": detail,
-        "instance": request.url.path,
+        "instance": _instance(request),
         **extra,
     }
     return JSONResponse(body, status_code=status, headers=headers, media_type=MEDIA_TYPE)
@@ -112,6 +121,25 @@ def _allowed(routes: Sequence[BaseRoute], request: Request) -> list[str]:
         if route.matches(request.scope)[0] is not Match.NONE:
             methods |= getattr(route, "methods", None) or set()
     return sorted(methods)
+
+
+class _NoEndpoint(BaseRoute):
+    """Every API path that no API route takes, in any method: a 404 here. Without it the router would
+    redirect a path to the one it becomes with or without a trailing slash (``/workspaces/%2F`` to
+    ``/workspaces``), which a client following redirects would then answer in place of its own."""
+
+    def __init__(self, routes: Sequence[BaseRoute]) -> None:
+        self.routes = routes
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] != "http" or not is_api(scope.get("path", "")):
+            return Match.NONE, {}
+        if any(route.matches(scope)[0] is not Match.NONE for route in self.routes):
+            return Match.NONE, {}  # a route's own answer (or its 405) stands
+        return Match.FULL, {}
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise StarletteHTTPException(404)
 
 
 def install_problems(app: FastAPI, routes: Sequence[BaseRoute]) -> None:
@@ -160,6 +188,7 @@ def install_problems(app: FastAPI, routes: Sequence[BaseRoute]) -> None:
         assert isinstance(exc, Problem)
         return problem(request, exc.status, exc.detail, headers=exc.headers, **exc.extra)
 
+    app.router.routes.append(_NoEndpoint(routes))
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(Problem, on_problem)

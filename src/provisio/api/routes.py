@@ -36,7 +36,11 @@ REFUSALS: dict[int | str, dict[str, Any]] = {
     **ERRORS,
     400: {**PROBLEM, "description": "A rule refused the change; `detail` says which."},
     403: {**PROBLEM, "description": "A seat rule refused the change."},
-    409: {**PROBLEM, "description": "The change conflicts with the current state (e.g. a duplicate)."},
+    409: {
+        **PROBLEM,
+        "description": "The change conflicts with the current state: a duplicate, or the workspace is "
+        "disabled (`reason`: `workspace_disabled`; enable it first).",
+    },
 }
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(operator_key)], responses=ERRORS)
@@ -61,6 +65,8 @@ def _workspace(request: Request, ws: WorkspaceRow) -> schemas.Workspace:
         allow_other_domains=ws.allow_other_domains,
         seats_purchased=ws.seats_purchased,
         members=ws.member_count,
+        disabled=ws.disabled_at is not None,
+        disabled_at=ws.disabled_at,
     )
 
 
@@ -97,11 +103,16 @@ async def create_workspace(
 async def list_workspaces(
     request: Request,
     after: Annotated[str, Query(max_length=63, description="The `next_cursor` of the previous page.")] = "",
+    disabled: Annotated[
+        bool | None, Query(description="Only disabled (true) or only enabled (false) workspaces.")
+    ] = None,
     limit: Limit = 50,
 ) -> schemas.WorkspacePage:
     """Every workspace of the deployment, by key."""
     async with database(request).reading() as session:
-        found = await workspace_service.list_workspaces(session, after=after, limit=limit + 1)
+        found = await workspace_service.list_workspaces(
+            session, after=after, limit=limit + 1, disabled=disabled
+        )
         items = [_workspace(request, ws) for ws in found[:limit]]
     return schemas.WorkspacePage(items=items, next_cursor=items[-1].key if len(found) > limit else None)
 
@@ -136,14 +147,32 @@ async def update_workspace(request: Request, key: str, body: schemas.WorkspaceUp
     "/workspaces/{key}/disable",
     response_model=schemas.Workspace,
     tags=["workspaces"],
-    summary="Disable a workspace's provisioning",
+    summary="Disable a workspace",
 )
 async def disable_workspace(request: Request, key: str) -> schemas.Workspace:
-    """Turn SCIM off: every credential of the workspace is refused at once; its members are kept. The
-    same as `PATCH …/scim {"enabled": false}`; turn it on again there."""
+    """For a customer suspended or gone: its identity provider's SCIM requests are refused (403) and its
+    OAuth clients get no new token or code, while its console admins can still sign in and read. Nothing
+    about it can be changed (409) until it is enabled again; its members, settings and credentials are
+    kept, SCIM's on/off switch included. Disabling a disabled workspace changes nothing (not even
+    `disabled_at`)."""
     async with database(request).writing() as session:
         ws = await workspace_service.require_workspace(session, key)
-        await scim_settings_service.set_enabled(session, ws, False)
+        await workspace_service.disable_workspace(session, ws)
+        return _workspace(request, ws)
+
+
+@router.post(
+    "/workspaces/{key}/enable",
+    response_model=schemas.Workspace,
+    tags=["workspaces"],
+    summary="Enable a disabled workspace",
+)
+async def enable_workspace(request: Request, key: str) -> schemas.Workspace:
+    """Undo `…/disable`: the workspace works as it did before, with the same credentials. Enabling an
+    enabled workspace changes nothing."""
+    async with database(request).writing() as session:
+        ws = await workspace_service.require_workspace(session, key)
+        await workspace_service.enable_workspace(session, ws)
         return _workspace(request, ws)
 
 
@@ -332,7 +361,7 @@ async def verify_domain(request: Request, key: str, domain: str) -> schemas.Doma
     not)."""
     db = database(request)
     async with db.reading() as session:  # an unknown domain is refused before any DNS lookup
-        await domain_service.get_domain(
+        await domain_service.domain_to_verify(
             session, await workspace_service.require_workspace(session, key), domain
         )
     check = await domain_service.check_txt(_settings(request), domain)  # outside any transaction

@@ -51,6 +51,11 @@ class Workspace(BaseModel):
     allow_other_domains: bool
     seats_purchased: int
     members: int = Field(description="Members SCIM can see (active or not).")
+    disabled: bool = Field(
+        description="Disabled by the host application: SCIM and new OAuth tokens are refused and nothing "
+        "can be changed until it is enabled again; everything is kept."
+    )
+    disabled_at: datetime | None = Field(description="Since when it is disabled; null while enabled.")
 
 
 class WorkspacePage(BaseModel):

@@ -134,7 +134,7 @@ async def verify_domain(
     try:
         async with db.reading() as session:
             workspace = await workspace_service.require_workspace(session, workspace_key)
-            name = (await domain_service.get_domain(session, workspace, raw)).domain
+            name = (await domain_service.domain_to_verify(session, workspace, raw)).domain
         check = await domain_service.check_txt(settings, name)
         async with db.writing() as session:
             workspace = await workspace_service.require_workspace(session, workspace_key)

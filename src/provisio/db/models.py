@@ -78,9 +78,9 @@ class Workspace(Base):
     key: Mapped[str] = mapped_column(String(63), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    # Off until an admin or operator turns it on, which needs a verified domain (domain.domains). The
-    # server default is the schema's original one; every row is written through the ORM default.
-    scim_enabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("true"))
+    # Off until an admin or operator turns it on, which needs a verified domain (domain.domains); a row
+    # written without the ORM starts off too.
+    scim_enabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     seats_purchased: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     # How IdPs authenticate to SCIM: "bearer" (legacy token), "authorization_code" or "client_credentials".
     scim_auth_method: Mapped[str] = mapped_column(String(32), default="bearer", server_default="bearer")
@@ -91,6 +91,9 @@ class Workspace(Base):
     # Members SCIM can see (not deleted), kept by domain.members so that an unfiltered list answers
     # totalResults without counting the whole workspace on every page.
     member_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # Set while the host application has disabled the workspace (domain.workspaces): SCIM and new OAuth
+    # tokens are refused and nothing changes, but every row and setting is kept for when it is enabled.
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Person(Base):

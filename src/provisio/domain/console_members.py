@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from provisio.db.models import Member, ProvisioningEvent, Workspace
 from provisio.domain import domains, events, members
 from provisio.domain.errors import DomainError, Kind
+from provisio.domain.workspace_state import ensure_changeable
 
 PAGE_SIZE = 25
 STATUS_ACTIVE = "active"
@@ -111,6 +112,7 @@ async def add_member(
     session: AsyncSession, workspace: Workspace, *, email: str, name: str, actor: str
 ) -> Member:
     """A member added by an admin rather than by an identity provider (``provisioned_by_scim`` false)."""
+    ensure_changeable(workspace)
     address = email.strip()
     local, at, domain = address.rpartition("@")
     if not (local and at) or any(c.isspace() for c in address):
@@ -188,6 +190,7 @@ async def set_active(
 ) -> bool:
     """Deactivate (frees the seat, keeps the data) or reactivate (takes a seat under the SCIM rules) a
     member added by hand. Returns whether it changed."""
+    ensure_changeable(workspace)
     member = await editable_member(session, workspace, member_id, lock=True)
     if bool(member.active) == active:
         return False

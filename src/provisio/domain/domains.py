@@ -24,6 +24,7 @@ from provisio.config import Settings
 from provisio.db.models import Workspace, WorkspaceDomain, utcnow
 from provisio.domain.errors import DomainError, Kind, Reason
 from provisio.domain.uniqueness import flush_or_conflict
+from provisio.domain.workspace_state import ensure_changeable
 
 TXT_PREFIX = "provisio-verification="
 VERIFIED_BY_DNS = "dns"
@@ -103,6 +104,13 @@ async def get_domain(session: AsyncSession, workspace: Workspace, domain: str) -
     return found
 
 
+async def domain_to_verify(session: AsyncSession, workspace: Workspace, domain: str) -> WorkspaceDomain:
+    """The domain a DNS check is about to be run for (``check_txt``, then ``record_check``): refused
+    before the lookup when its outcome could not be recorded anyway."""
+    ensure_changeable(workspace)
+    return await get_domain(session, workspace, domain)
+
+
 async def _verified_elsewhere(session: AsyncSession, workspace_id: str, name: str) -> bool:
     query = select(func.count()).where(
         WorkspaceDomain.domain == name,
@@ -124,6 +132,7 @@ async def add_domain(
     session: AsyncSession, workspace: Workspace, domain: str, *, operator_verified: bool = False
 ) -> WorkspaceDomain:
     """Claim ``domain`` for the workspace (unverified, with a fresh code; or verified by the operator)."""
+    ensure_changeable(workspace)
     name = normalise_domain(domain)
     existing = (
         await session.execute(
@@ -197,6 +206,7 @@ async def record_check(
     An unverified result keeps ``last_error`` (what the admin should fix) and is not an exception, so the
     caller's transaction still records it.
     """
+    ensure_changeable(workspace)
     entry = await get_domain(session, workspace, domain)
     entry.last_checked_at = utcnow()
     if entry.verified_at is not None:
@@ -224,6 +234,7 @@ async def record_check(
 
 async def remove_domain(session: AsyncSession, workspace: Workspace, domain: str) -> None:
     """Remove a domain; the last verified one cannot go while SCIM provisioning is on."""
+    ensure_changeable(workspace)
     entry = await get_domain(session, workspace, domain)
     if entry.verified_at is not None and workspace.scim_enabled:
         others = [d for d in await verified_domains(session, workspace.id) if d != entry.domain]
@@ -285,5 +296,6 @@ async def check_member_email(session: AsyncSession, workspace: Workspace, email:
 
 async def set_allow_other_domains(session: AsyncSession, workspace: Workspace, allow: bool) -> None:
     """Accept members whose e-mail is outside the verified domains (a verified domain is still needed)."""
+    ensure_changeable(workspace)
     workspace.allow_other_domains = allow
     await session.flush()

@@ -24,6 +24,7 @@ class Reason(StrEnum):
     OTHER_WORKSPACE = "other_workspace"  # the person is active in another workspace
     USER_NAME_TAKEN = "user_name_taken"
     VALUE_TOO_LONG = "value_too_long"
+    WORKSPACE_DISABLED = "workspace_disabled"  # the host application disabled the workspace
 
 
 class DomainError(Exception):

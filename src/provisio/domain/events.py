@@ -2,8 +2,9 @@
 
 A success is written in the statement or transaction of its change. A failure is written afterwards in
 a short transaction of its own that can never fail the request (``record_failure``). Refusals that an
-unauthenticated or runaway client can repeat at will (401, 429) are counted instead of listed: one row
-per workspace, operation, status, credential and minute, whose ``repeats`` and ``last_at`` grow.
+unauthenticated or runaway client can repeat at will (401, 429, and the 403 of a disabled workspace) are
+counted instead of listed: one row per workspace, operation, status, credential and minute, whose
+``repeats`` and ``last_at`` grow.
 """
 
 from __future__ import annotations
@@ -113,6 +114,9 @@ class Event:
     scim_type: str | None = None
     duration_ms: int | None = None
     request_body: str | None = None
+    # Counted on the row of its minute like the AGGREGATED_STATUSES, whatever its status: a refusal
+    # its caller repeats at will that is not one of those (a disabled workspace's 403).
+    repeatable: bool = False
 
     def row(self) -> dict[str, Any]:
         # The log must never be what fails: values a client sent are cut to their column's width.
@@ -243,8 +247,12 @@ async def record_failure(
         return False
 
 
+def aggregated(event: Event) -> bool:
+    return event.repeatable or event.status in AGGREGATED_STATUSES
+
+
 async def _write_failure(session: AsyncSession, event: Event) -> None:
-    if event.status in AGGREGATED_STATUSES:
+    if aggregated(event):
         await record_repeat(session, event)
     else:
         await record(session, event)

@@ -29,6 +29,7 @@ from provisio.db.models import (
 from provisio.domain import admins
 from provisio.domain.errors import DomainError, Kind
 from provisio.domain.uniqueness import flush_or_conflict
+from provisio.domain.workspace_state import ensure_changeable
 
 MIN_DIGEST_SECONDS = 60
 MAX_DIGEST_SECONDS = 7 * 86400
@@ -75,6 +76,7 @@ async def digest_seconds(session: AsyncSession, workspace_id: str) -> int | None
 async def set_digest_seconds(session: AsyncSession, workspace: Workspace, seconds: int | None) -> None:
     """Choose the workspace's digest window (None: the server's default). A window already open keeps
     the end it was opened with."""
+    ensure_changeable(workspace)
     if seconds is not None and not MIN_DIGEST_SECONDS <= seconds <= MAX_DIGEST_SECONDS:
         raise DomainError(
             Kind.INVALID,
@@ -103,6 +105,7 @@ async def extra_recipients(session: AsyncSession, workspace_id: str) -> list[Not
 async def add_recipient(
     session: AsyncSession, workspace: Workspace, email: str, *, added_by: str
 ) -> NotificationRecipient:
+    ensure_changeable(workspace)
     address = normalise_address(email)
     existing = await extra_recipients(session, workspace.id)
     taken = DomainError(Kind.CONFLICT, f"{address} already receives this workspace's failure e-mails.")
@@ -126,6 +129,7 @@ async def add_recipient(
 
 async def remove_recipient(session: AsyncSession, workspace: Workspace, email: str) -> str:
     """Remove an extra address (the workspace's own only); returns it as it was added."""
+    ensure_changeable(workspace)
     # A control character (NUL above all) is in no address, and PostgreSQL cannot even compare it.
     lower = email.strip().lower() if email.isprintable() else ""
     found = await session.scalar(

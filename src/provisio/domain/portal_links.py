@@ -29,6 +29,7 @@ from provisio.domain import workspace_admins as workspace_admin_service
 from provisio.domain.errors import DomainError, Kind
 from provisio.domain.hashing import hash_secret
 from provisio.domain.return_urls import AllowedReturnUrl, check_return_url
+from provisio.domain.workspace_state import ensure_changeable
 
 LINK_TTL = timedelta(minutes=5)
 PORTAL_PATH = "/console/portal/"
@@ -72,6 +73,7 @@ async def create_link(
 ) -> IssuedLink:
     """A new link for ``email`` into ``workspace``, made with the API key ``api_key_id``. The address must
     be one an admin account can have; ``return_url`` must be on ``allowed`` (``return_urls``)."""
+    ensure_changeable(workspace)
     now = now or utcnow()
     refused: dict[str, str] = {}
     try:

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from provisio.db.models import OAuthRedirectUri, Workspace
 from provisio.domain.errors import DomainError, Kind
+from provisio.domain.workspace_state import ensure_changeable
 
 MAX_LENGTH = 2000
 MAX_PER_WORKSPACE = 20
@@ -68,6 +69,7 @@ async def list_redirect_uris(session: AsyncSession, workspace_id: str) -> list[s
 
 
 async def add_redirect_uri(session: AsyncSession, workspace: Workspace, uri: str) -> str:
+    ensure_changeable(workspace)
     uri = validate_redirect_uri(uri)
     existing = await list_redirect_uris(session, workspace.id)
     if uri in existing:
@@ -80,6 +82,7 @@ async def add_redirect_uri(session: AsyncSession, workspace: Workspace, uri: str
 
 
 async def remove_redirect_uri(session: AsyncSession, workspace: Workspace, uri: str) -> bool:
+    ensure_changeable(workspace)
     result = await session.execute(
         delete(OAuthRedirectUri).where(
             OAuthRedirectUri.workspace_id == workspace.id, OAuthRedirectUri.uri == uri

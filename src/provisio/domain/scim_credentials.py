@@ -25,6 +25,7 @@ from provisio.domain.domains import require_verified_domain_for_scim
 from provisio.domain.errors import DomainError, Kind
 from provisio.domain.hashing import hash_secret
 from provisio.domain.scim_methods import OAUTH_METHODS, ScimMethod
+from provisio.domain.workspace_state import ensure_changeable
 
 CLIENT_ID_PREFIX = "pvc_"
 CLIENT_SECRET_PREFIX = "pvcs_"
@@ -161,6 +162,7 @@ async def issue_bearer_token(
 ) -> token_service.IssuedToken:
     """One more legacy bearer token, refused unless it would work now: SCIM on (which implies a verified
     domain) and ``bearer`` the workspace's method, so a token is never handed out only to be refused."""
+    ensure_changeable(workspace)
     await require_verified_domain_for_scim(session, workspace)
     if not workspace.scim_enabled:
         raise DomainError(
@@ -208,6 +210,7 @@ async def generate_credentials(
     """Issue fresh credentials for the workspace's method, replacing the previous ones (an OAuth client
     keeps its client ID; its old secret, or the old bearer token, stays valid for ``window``). SCIM may
     still be off (the admin can prepare the identity provider first), but a domain must be verified."""
+    ensure_changeable(workspace)
     await require_verified_domain_for_scim(session, workspace)
     method = ScimMethod(workspace.scim_auth_method)
     if method is ScimMethod.BEARER:

@@ -13,6 +13,7 @@ from provisio.domain.domains import require_verified_domain_for_scim
 from provisio.domain.errors import DomainError, Kind
 from provisio.domain.scim_credentials import revoke_bearer_tokens, revoke_oauth
 from provisio.domain.scim_methods import ScimMethod
+from provisio.domain.workspace_state import ensure_changeable
 
 MAX_SEATS_LIMIT = 1_000_000
 
@@ -45,6 +46,7 @@ async def set_enabled(session: AsyncSession, workspace: Workspace, enabled: bool
 
     SCIM can be turned on only once the workspace has a verified domain: its members
     could not be provisioned otherwise."""
+    ensure_changeable(workspace)
     if enabled:
         await require_verified_domain_for_scim(session, workspace)
     workspace.scim_enabled = enabled
@@ -53,6 +55,7 @@ async def set_enabled(session: AsyncSession, workspace: Workspace, enabled: bool
 
 async def set_method(session: AsyncSession, workspace: Workspace, method: ScimMethod) -> bool:
     """Switch the method; the previous method's credentials and tokens stop working at once."""
+    ensure_changeable(workspace)
     if workspace.scim_auth_method == method.value:
         return False
     await revoke_oauth(session, workspace.id)
@@ -66,6 +69,7 @@ async def set_license(
     session: AsyncSession, workspace: Workspace, *, auto_charge: bool, max_seats: int | None
 ) -> None:
     """Stored here; enforced when seats are taken (the seats feature)."""
+    ensure_changeable(workspace)
     if max_seats is not None and not 0 <= max_seats <= MAX_SEATS_LIMIT:
         raise DomainError(Kind.INVALID, f"The maximum seat count must be between 0 and {MAX_SEATS_LIMIT}.")
     workspace.license_auto_charge = auto_charge

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from provisio.db.models import Member, SeatLedgerEntry, Workspace, utcnow
 from provisio.domain.errors import DomainError, Kind, Reason
+from provisio.domain.workspace_state import ensure_changeable
 
 MAX_PURCHASED = 1_000_000
 KIND_AUTO_CHARGE = "auto_charge"
@@ -135,6 +136,7 @@ async def buy_seats(
     if count < 1:
         raise DomainError(Kind.INVALID, "Buy at least one seat.")
     locked = await lock_workspace(session, workspace.id)
+    ensure_changeable(locked)
     if locked.seats_purchased + count > MAX_PURCHASED:
         raise DomainError(Kind.INVALID, f"A workspace can have at most {MAX_PURCHASED} seats.")
     entry = _record(session, locked, count, KIND_PURCHASE, reason or f"bought {count} seat(s)", actor)
@@ -150,6 +152,7 @@ async def set_purchased(
     if not 0 <= purchased <= MAX_PURCHASED:
         raise DomainError(Kind.INVALID, f"The purchased seat count must be between 0 and {MAX_PURCHASED}.")
     locked = await lock_workspace(session, workspace.id)
+    ensure_changeable(locked)
     delta = purchased - locked.seats_purchased
     if delta == 0:
         return None

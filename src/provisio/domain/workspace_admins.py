@@ -29,6 +29,7 @@ from provisio.domain import admins as admin_service
 from provisio.domain.errors import DomainError, Kind
 from provisio.domain.hashing import hash_secret
 from provisio.domain.seats import lock_workspace
+from provisio.domain.workspace_state import ensure_changeable
 
 INVITE_TTL = timedelta(hours=72)
 SET_PASSWORD_PATH = "/console/set-password/"
@@ -109,8 +110,10 @@ async def add_admin(session: AsyncSession, workspace: Workspace, email: str, *, 
     older; the inviter sees it only when the account is new or this is its only workspace, since an
     admin of this workspace must not hold the password of an account that another workspace invited
     (nor the inviter of that one a link into this workspace: the older link stops working)."""
+    ensure_changeable(workspace)
     admin_service.check_email(email)
     locked = await lock_workspace(session, workspace.id)
+    ensure_changeable(locked)
     admin = await _locked_account(session, email)
     created = admin is None
     if admin is None:
@@ -148,6 +151,7 @@ async def ensure_admin(session: AsyncSession, workspace: Workspace, email: str, 
     workspace's transaction is found rather than duplicated."""
     admin_service.check_email(email)
     locked = await lock_workspace(session, workspace.id)
+    ensure_changeable(locked)
     admin = await _locked_account(session, email)
     created = admin is None
     if admin is None:
@@ -209,6 +213,7 @@ async def remove_admin(session: AsyncSession, workspace: Workspace, admin_id: st
     the last one with a password while others are only invited (removing an invited one never lessens
     who can sign in, so it is allowed). Returns the removed admin's e-mail. An account left without any
     workspace loses its pending set-password link, so an invite withdrawn this way stops working."""
+    ensure_changeable(workspace)
     locked = await lock_workspace(session, workspace.id)
     admin = await workspace_admin(session, locked.id, admin_id=admin_id)
     others = (

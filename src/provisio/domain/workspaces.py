@@ -1,18 +1,26 @@
-"""Workspaces: creation (with a URL-safe key) and lookup."""
+"""Workspaces: creation (with a URL-safe key), lookup, and disabling.
+
+A workspace the host application disables (its customer suspended or gone) keeps everything: members,
+settings, credentials, the log. While it is disabled SCIM refuses every request of its identity provider
+(``provisio.scim.auth``), the OAuth endpoints issue its clients no code or token (``provisio.oauth``),
+and every service that changes it refuses (``domain.workspace_state.ensure_changeable``); console admins
+still sign in and read. Enabling it restores exactly what was there, ``scim_enabled`` included."""
 
 from __future__ import annotations
 
 import re
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from provisio.db.models import Workspace
+from provisio.db.models import Workspace, utcnow
 from provisio.domain.errors import DomainError, Kind
 from provisio.domain.seats import OPERATOR_CLI, initial_purchase
+from provisio.domain.workspace_state import ensure_changeable
 
 
 class WorkspaceRef(Protocol):
@@ -33,6 +41,11 @@ class WorkspaceIdentity:
     # The kept count of live members, read in the same statement as the credential: an unfiltered
     # list's total with no query of its own. Never a basis for seat accounting (that locks and re-reads).
     member_count: int
+    disabled_at: datetime | None  # read by the same statement: refusing a disabled workspace costs nothing
+
+    @property
+    def disabled(self) -> bool:
+        return self.disabled_at is not None
 
 
 KEY_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -86,15 +99,47 @@ async def require_workspace(session: AsyncSession, key: str) -> Workspace:
     return workspace
 
 
-async def list_workspaces(session: AsyncSession, *, after: str = "", limit: int) -> list[Workspace]:
-    """Up to ``limit`` workspaces by key (unique, so a keyset on it neither skips nor repeats one)."""
+async def list_workspaces(
+    session: AsyncSession, *, after: str = "", limit: int, disabled: bool | None = None
+) -> list[Workspace]:
+    """Up to ``limit`` workspaces by key (unique, so a keyset on it neither skips nor repeats one); only
+    the disabled (``disabled=True``) or the enabled ones (``False``) when asked."""
     query = select(Workspace).order_by(Workspace.key).limit(limit)
     if after:
         query = query.where(Workspace.key > after)
+    if disabled is not None:
+        since = Workspace.disabled_at
+        query = query.where(since.is_not(None) if disabled else since.is_(None))
     return list((await session.execute(query)).scalars())
 
 
+async def disable_workspace(session: AsyncSession, workspace: Workspace) -> bool:
+    """Disable the workspace (see the module's docstring); returns whether it was enabled. Disabling a
+    disabled workspace changes nothing, not even since when it is disabled, however many callers race."""
+    result = await session.execute(
+        update(Workspace)
+        .where(Workspace.id == workspace.id, Workspace.disabled_at.is_(None))
+        .values(disabled_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    await session.refresh(workspace, ["disabled_at"])
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def enable_workspace(session: AsyncSession, workspace: Workspace) -> bool:
+    """Enable the workspace again, as it was when it was disabled; returns whether it was disabled."""
+    result = await session.execute(
+        update(Workspace)
+        .where(Workspace.id == workspace.id, Workspace.disabled_at.is_not(None))
+        .values(disabled_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    await session.refresh(workspace, ["disabled_at"])
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
 async def rename(session: AsyncSession, workspace: Workspace, name: str) -> None:
+    ensure_changeable(workspace)
     name = name.strip()
     if not name:
         raise DomainError(Kind.INVALID, "A workspace needs a name.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from authlib.oauth2.rfc6749 import ClientMixin, InvalidClientError
+from authlib.oauth2.rfc6749 import ClientMixin, InvalidClientError, UnauthorizedClientError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -34,6 +34,7 @@ class Client(ClientMixin):
     workspace_name: str
     redirect_uris: tuple[str, ...]
     scim_enabled: bool = True
+    disabled: bool = False  # the workspace is disabled (``domain.workspaces``): no codes, no tokens
     # The secret a regeneration replaced, while its rotation window lasts (None otherwise).
     previous_secret_hash: str | None = None
 
@@ -107,11 +108,30 @@ def load_client(session: Session, client_id: str, *, with_redirect_uris: bool = 
         workspace_name=workspace.name,
         redirect_uris=tuple(uris),
         scim_enabled=workspace.scim_enabled,
+        disabled=workspace.disabled_at is not None,
         previous_secret_hash=client.previous_secret_hash if previous_open else None,
     )
+
+
+# RFC 6749 §5.2 and §4.1.2.1 allow no quotes or non-ASCII characters in an error description.
+WORKSPACE_DISABLED = (
+    "This workspace is disabled, so no tokens or authorization codes are issued for it. The client "
+    "credentials are valid: provisioning resumes when the workspace is enabled again."
+)
 
 
 def require_enabled(client: Client) -> Client:
     if not client.scim_enabled:
         raise InvalidClientError(status_code=401, description=SCIM_OFF)
+    return client
+
+
+def require_not_disabled(client: Client) -> Client:
+    """A disabled workspace's client gets no token. ``unauthorized_client`` (400, RFC 6749 §5.2: "the
+    authenticated client is not authorized to use this authorization grant type"), not
+    ``invalid_client``: its authentication succeeded, and an identity provider told ``invalid_client``
+    asks its admin for a new secret, which would not help. Its refresh token is left as it is, so the
+    identity provider refreshes again once the workspace is enabled."""
+    if client.disabled:
+        raise UnauthorizedClientError(description=WORKSPACE_DISABLED)
     return client

@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 from authlib.oauth2 import OAuth2Error
-from authlib.oauth2.rfc6749 import InvalidRequestError
+from authlib.oauth2.rfc6749 import AccessDeniedError, InvalidRequestError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from provisio.db.models import OAuthClient, Workspace
-from provisio.oauth.clients import SCIM_OFF, Client
+from provisio.oauth.clients import SCIM_OFF, WORKSPACE_DISABLED, Client
 from provisio.oauth.grants import Grantor
 from provisio.oauth.requests import StarletteOAuth2Request
 from provisio.oauth.server import ProvisioAuthorizationServer
@@ -150,6 +150,13 @@ def validate(
             "This client ID belongs to another workspace than the Authorization URL. Copy both from the same "
             "workspace's settings.",
         )
+    if client.disabled:
+        # The client and its redirect URI are sound, so the refusal goes back to the identity provider
+        # (RFC 6749 §4.1.2.1), which shows its admin why: no code is issued and nothing is stored.
+        refused = AccessDeniedError(
+            description=WORKSPACE_DISABLED, redirect_uri=grant.redirect_uri, state=request.payload.state
+        )
+        return _failure(server, request, refused)
     if not client.scim_enabled:
         return InvalidAuthorization("invalid_client", SCIM_OFF)
     consent = ConsentRequest(

@@ -16,7 +16,7 @@ from starlette.responses import Response
 
 from provisio.config import Settings
 from provisio.oauth import client_auth, token_store
-from provisio.oauth.clients import SCIM_SCOPE, Client, load_client, require_enabled
+from provisio.oauth.clients import SCIM_SCOPE, Client, load_client, require_enabled, require_not_disabled
 from provisio.oauth.grants import (
     AuthorizationCodeGrant,
     ClientCredentialsGrant,
@@ -50,8 +50,13 @@ class ProvisioAuthorizationServer(AuthorizationServer):
     def authenticate_client(
         self, request: StarletteOAuth2Request, methods: list[str], endpoint: str = "token"
     ) -> Client:
-        """Token and revocation endpoints: the client's secret first, then whether SCIM is turned on."""
-        return require_enabled(client_auth.authenticate(self.session, request, methods, endpoint))
+        """Token and revocation endpoints: the client's secret first, then whether its workspace is
+        disabled (the token endpoint only: revoking a token only takes access away), then whether SCIM
+        is turned on."""
+        client = client_auth.authenticate(self.session, request, methods, endpoint)
+        if endpoint == "token":
+            require_not_disabled(client)
+        return require_enabled(client)
 
     def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
         client: Client = request.client

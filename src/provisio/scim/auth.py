@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from provisio.db.models import Member, OAuthClient, OAuthToken, ScimToken, UTCDateTime, Workspace, utcnow
 from provisio.domain import members
+from provisio.domain.errors import Reason
 from provisio.domain.hashing import hash_secret
 from provisio.domain.scim_methods import ScimMethod
 from provisio.domain.workspaces import WorkspaceIdentity
@@ -43,6 +44,7 @@ _CALLER = (
         Workspace.key,
         Workspace.scim_enabled,
         Workspace.member_count,
+        Workspace.disabled_at,
         ScimToken.id,
         ScimToken.label,
         access_token_client(),
@@ -93,6 +95,24 @@ async def _caller_for_token(session: AsyncSession, workspace_key: str, token: st
     """One statement: this runs before every SCIM request."""
     row = (await session.execute(_CALLER, _params(workspace_key, token))).first()
     return None if row is None else _caller(row)
+
+
+class WorkspaceDisabled(ScimError):
+    """403 for a valid credential of a disabled workspace. Not 401: an identity provider takes a 401 for
+    wrong credentials (Okta shows "Unauthorized", Entra quarantines the job for invalid admin
+    credentials, and either may have its admin replace credentials that are fine); a 403 with this detail
+    shows them why and that nothing needs fixing on their side. ``caller`` names the credential for the
+    provisioning log, where these refusals are counted per minute like 401s."""
+
+    def __init__(self, caller: Caller) -> None:
+        super().__init__(
+            403,
+            "This workspace is disabled, so it accepts no provisioning requests and nothing was changed. "
+            "The credentials are valid (do not replace them): provisioning resumes when the workspace is "
+            "enabled again.",
+            reason=Reason.WORKSPACE_DISABLED.value,
+        )
+        self.caller = caller
 
 
 class Unauthorized(ScimError):
@@ -246,6 +266,8 @@ def _checked(caller: Caller | None) -> Caller:
             "Tenant URL and the credentials in Workspace settings > Advanced > SCIM.",
             "invalid_token",
         )
+    if caller.workspace.disabled:  # before the SCIM switch, which a disabled workspace keeps as it was
+        raise WorkspaceDisabled(caller)
     if not caller.workspace.scim_enabled:
         raise Unauthorized(
             "SCIM provisioning is turned off for this workspace. An admin can turn it on in Workspace "

@@ -14,7 +14,7 @@ from provisio.db.engine import Database
 from provisio.domain import members
 from provisio.domain.workspaces import WorkspaceIdentity
 from provisio.ratelimit import Limiter
-from provisio.scim.auth import Caller, authenticate, authenticate_with_member
+from provisio.scim.auth import Caller, WorkspaceDisabled, authenticate, authenticate_with_member
 from provisio.scim.errors import RateLimited
 
 
@@ -49,7 +49,12 @@ class ScimCall:
         """Check the bearer credential in ``session``, the one the request then reads or writes in: a
         separate session would cost a connection checkout and, on PostgreSQL, round trips."""
         self._refuse_early()
-        caller = await authenticate(session, self.workspace_key, self.request.headers.get("authorization"))
+        authorization = self.request.headers.get("authorization")
+        try:
+            caller = await authenticate(session, self.workspace_key, authorization)
+        except WorkspaceDisabled as refused:
+            self.refused_caller = refused.caller  # for the provisioning log
+            raise
         await self._admit(caller)
         self._authenticated(caller)
         return caller
@@ -60,14 +65,18 @@ class ScimCall:
         """``authenticate``, and the workspace's member ``member_id`` read by the same statement (see
         ``provisio.scim.auth.authenticate_with_member``); 404 when there is none."""
         self._refuse_early()
-        caller, member = await authenticate_with_member(
-            session,
-            self.workspace_key,
-            self.request.headers.get("authorization"),
-            member_id,
-            lock=lock,
-            as_row=as_row,
-        )
+        try:
+            caller, member = await authenticate_with_member(
+                session,
+                self.workspace_key,
+                self.request.headers.get("authorization"),
+                member_id,
+                lock=lock,
+                as_row=as_row,
+            )
+        except WorkspaceDisabled as refused:
+            self.refused_caller = refused.caller
+            raise
         await self._admit(caller)
         self._authenticated(caller)
         if member is None:

@@ -374,6 +374,8 @@ class _Patcher:
         """``emails.display`` without a filter: the sub-attribute of every value."""
         elements = self.get(t.urn, attr.name) or []
         if not elements:
+            if validate_attribute_value(sub, _shape(sub, value), path=t.text) is None:
+                return  # clearing the sub-attribute of no values: nothing to clear, nothing changes
             raise ScimError(400, f"'{t.text}': '{attr.name}' has no values to set '{sub.name}' on", NO_TARGET)
         self.set_sub_of(t, attr, sub, value, elements, list(range(len(elements))))
 

@@ -21,7 +21,7 @@ from provisio.domain.events import (
 )
 from provisio.metrics import provisioning_event
 from provisio.notify.failures import Failure, classify, failure_from_error, note_failure
-from provisio.scim.auth import Unauthorized, refusal
+from provisio.scim.auth import Unauthorized, WorkspaceDisabled, refusal
 from provisio.scim.call import ScimCall
 from provisio.scim.errors import ScimError
 
@@ -58,14 +58,16 @@ def success(call: ScimCall, action: str, status: int, member: Member) -> Event:
 
 async def log_failure(call: ScimCall, error: ScimError) -> None:
     """Log a failed request in the workspace named by its URL. A 401 is logged only when that workspace
-    exists (strangers probing keys write nothing) and, like a 429, counted on a row per minute rather
-    than added as one; neither keeps the body of a caller that was not let in."""
+    exists (strangers probing keys write nothing) and, like a 429 and a disabled workspace's 403, counted
+    on a row per minute rather than added as one; none keeps the body of a caller that was not let in."""
     caller = call.caller or call.refused_caller
     workspace_id, actor, credential = "", "", None
     body: Any = None
+    # A disabled workspace's refusals are counted like 401s: its IdP may keep sending for days.
+    repeatable = isinstance(error, WorkspaceDisabled)
     if caller is not None:
         workspace_id, actor, credential = caller.workspace.id, caller.actor, caller.credential
-        body = None if error.status == 429 else _body(call)
+        body = None if error.status == 429 or repeatable else _body(call)
     elif isinstance(error, Unauthorized):
         try:
             async with call.db.reading() as session:
@@ -81,7 +83,7 @@ async def log_failure(call: ScimCall, error: ScimError) -> None:
         return  # refused before anyone was known (a request that never reached authentication)
     user_name = getattr(call.body, "user_name", None) if body is not None else None
     # A repeated refusal's row stands for many requests: no single member or body describes them.
-    member_id = None if error.status in AGGREGATED_STATUSES else call.member_id
+    member_id = None if repeatable or error.status in AGGREGATED_STATUSES else call.member_id
     event = Event(
         workspace_id,
         actor,
@@ -97,6 +99,7 @@ async def log_failure(call: ScimCall, error: ScimError) -> None:
         scim_type=error.scim_type,
         duration_ms=_duration_ms(call),
         request_body=redact_body(body),
+        repeatable=repeatable,
     )
     failure = failure_from_error(workspace_id, call.action, error, user_name=user_name, member_id=member_id)
     also = None

@@ -20,6 +20,7 @@ from provisio.db.engine import Database
 from provisio.db.models import ProvisioningEvent
 from provisio.domain import members as member_service
 from provisio.domain.events import Event
+from provisio.domain.host_events import CLI_ACTOR
 from tests.conftest import make_tenant
 from tests.domain.helpers import okta_user, unique_domain
 from tests.live_server import LiveServer, live_server
@@ -101,20 +102,22 @@ async def test_one_statement_replace_refuses_a_stale_version(db: Database) -> No
     tenant = await make_tenant(db)
     async with db.writing() as session:
         created = await member_service.create_member(
-            session, _Ref(tenant.id), okta_user(f"lin@{unique_domain()}"), actor="test"
+            session, _Ref(tenant.id), okta_user(f"lin@{unique_domain()}"), actor="test", by=CLI_ACTOR
         )
     async with db.reading() as session:
         stale = await member_service.get_member(session, _Ref(tenant.id), created.id)
     async with db.writing() as session:
         current = await member_service.get_member(session, _Ref(tenant.id), created.id, lock=True)
         await member_service.replace_member(
-            session, _Ref(tenant.id), current, {**current.doc, "title": "CTO"}
+            session, _Ref(tenant.id), current, {**current.doc, "title": "CTO"}, by=CLI_ACTOR
         )
     plan = member_service.plan_replacement(stale, {**stale.doc, "displayName": "Stale"})
     assert plan.changed and plan.plain
     event = Event(tenant.id, "test", "patch", "success", 200, stale.id, stale.user_name)
     async with db.autocommit() as session:
-        applied = await member_service.replace_member_if_current(session, _Ref(tenant.id), stale, plan, event)
+        applied = await member_service.replace_member_if_current(
+            session, _Ref(tenant.id), stale, plan, event, by=CLI_ACTOR
+        )
     assert applied is False
     async with db.reading() as session:
         now = await member_service.get_member(session, _Ref(tenant.id), created.id)

@@ -82,7 +82,12 @@ async def create_workspace(
     first seat-ledger entry, bought by this API key."""
     async with database(request).writing() as session:
         ws = await workspace_service.create_workspace(
-            session, body.name, key=body.key, seats=body.seats, actor=api_keys.actor(key)
+            session,
+            body.name,
+            key=body.key,
+            seats=body.seats,
+            actor=api_keys.actor(key),
+            by=api_keys.event_actor(key),
         )
         if body.allow_other_domains:
             await domain_service.set_allow_other_domains(session, ws, True)
@@ -138,12 +143,12 @@ async def update_workspace(request: Request, key: str, body: schemas.WorkspaceUp
     tags=["workspaces"],
     summary="Disable a workspace's provisioning",
 )
-async def disable_workspace(request: Request, key: str) -> schemas.Workspace:
+async def disable_workspace(request: Request, key: str, api_key: Key) -> schemas.Workspace:
     """Turn SCIM off: every credential of the workspace is refused at once; its members are kept. The
     same as `PATCH …/scim {"enabled": false}`; turn it on again there."""
     async with database(request).writing() as session:
         ws = await workspace_service.require_workspace(session, key)
-        await scim_settings_service.set_enabled(session, ws, False)
+        await scim_settings_service.set_enabled(session, ws, False, by=api_keys.event_actor(api_key))
         return _workspace(request, ws)
 
 
@@ -252,7 +257,12 @@ async def buy_seats(request: Request, key: str, body: schemas.SeatPurchase, api_
     async with database(request).writing() as session:
         ws = await workspace_service.require_workspace(session, key)
         await seat_service.buy_seats(
-            session, ws, body.quantity, actor=api_keys.actor(api_key), reason=body.reason
+            session,
+            ws,
+            body.quantity,
+            actor=api_keys.actor(api_key),
+            by=api_keys.event_actor(api_key),
+            reason=body.reason,
         )
         return await _seats(session, await seat_service.lock_workspace(session, ws.id))
 
@@ -460,7 +470,7 @@ async def get_scim(request: Request, key: str) -> schemas.Scim:
     tags=["scim"],
     summary="Change SCIM",
 )
-async def update_scim(request: Request, key: str, body: schemas.ScimUpdate) -> schemas.Scim:
+async def update_scim(request: Request, key: str, body: schemas.ScimUpdate, api_key: Key) -> schemas.Scim:
     """Turn SCIM on (it needs a verified domain) or off, or switch the authentication method (the previous
     method's credentials stop working at once; issue new ones in the console or with
     `provisio scim configure`)."""
@@ -469,5 +479,7 @@ async def update_scim(request: Request, key: str, body: schemas.ScimUpdate) -> s
         if body.method is not None:
             await scim_settings_service.set_method(session, ws, body.method)
         if body.enabled is not None:
-            await scim_settings_service.set_enabled(session, ws, body.enabled)
+            await scim_settings_service.set_enabled(
+                session, ws, body.enabled, by=api_keys.event_actor(api_key)
+            )
         return await _scim(request, session, ws)

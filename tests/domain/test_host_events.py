@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import pytest
+from sqlalchemy import update
 
 from provisio.db.engine import Database
+from provisio.db.models import HostEvent, utcnow
 from provisio.domain import host_events
 from provisio.domain.host_events import Actor, Position
 from tests.conftest import Tenant
@@ -97,3 +100,22 @@ async def test_an_event_committed_after_a_later_one_is_not_skipped(db: Database,
     assert b not in seen_while_open
     seen = await _read_all(db, tenant, start)
     assert sorted(seen) == sorted([a, b]) and len(seen) == 2
+
+
+async def test_events_past_the_retention_are_pruned_in_batches(db: Database, tenant: Tenant) -> None:
+    start = await tail(db)
+    written = [await _emit(db, tenant, n) for n in range(5)]
+    old, kept = written[:3], written[3:]
+    async with db.writing() as session:
+        await session.execute(
+            update(HostEvent).where(HostEvent.id.in_(old)).values(occurred_at=utcnow() - timedelta(days=31))
+        )
+        # A day short of the retention: kept.
+        await session.execute(
+            update(HostEvent).where(HostEvent.id == kept[0]).values(occurred_at=utcnow() - timedelta(days=29))
+        )
+    assert await host_events.prune_expired(db, 30, batch=2, pause_seconds=0) == 3
+    assert await _read_all(db, tenant, start) == kept
+    assert await host_events.prune_expired(db, 30, batch=2, pause_seconds=0) == 0
+    assert await host_events.prune_expired(db, 28, pause_seconds=0) == 1
+    assert await _read_all(db, tenant, start) == kept[1:]

@@ -27,7 +27,6 @@ from sqlalchemy import (
     Insert,
     Select,
     Table,
-    and_,
     bindparam,
     delete,
     insert,
@@ -146,7 +145,7 @@ def insert_from(source: FromClause, dialect: str) -> Insert:
     columns bound as ``host_<column>`` (``from_params``) and stamped with the transaction like
     ``insert_statement``: the change and its event are then one statement."""
     columns = [bindparam(f"host_{name}", type_=_HOST_TABLE.c[name].type) for name in _FROM_COLUMNS]
-    return insert(HostEvent).from_select(
+    return insert(_HOST_TABLE).from_select(
         [*_FROM_COLUMNS, "txid"], select(*columns, _txid(dialect)).select_from(source)
     )
 
@@ -321,7 +320,7 @@ async def prune(session: AsyncSession, *, older_than: datetime, limit: int | Non
         oldest = select(HostEvent.seq).where(expired).order_by(HostEvent.occurred_at).limit(limit)
         expired = HostEvent.seq.in_(oldest.scalar_subquery())
     result = await session.execute(
-        delete(HostEvent).where(and_(expired)).execution_options(synchronize_session=False)
+        delete(HostEvent).where(expired).execution_options(synchronize_session=False)
     )
     return int(getattr(result, "rowcount", 0) or 0)
 

@@ -29,6 +29,7 @@ from provisio.domain import domains as domain_service
 from provisio.domain import scim_settings as scim_settings_service
 from provisio.domain import tokens as token_service
 from provisio.domain import workspaces as workspace_service
+from provisio.domain.host_events import CLI_ACTOR
 
 POSTGRES_ENV = "PROVISIO_TEST_POSTGRES_URL"
 
@@ -189,7 +190,7 @@ async def make_tenant(
         for domain in domains if domains is not None else (f"{ws.key}.test",):
             await domain_service.add_domain(session, ws, domain, operator_verified=True)
         if domains != ():  # SCIM can be on only with a verified domain: without one it stays off
-            await scim_settings_service.set_enabled(session, ws, True)
+            await scim_settings_service.set_enabled(session, ws, True, by=CLI_ACTOR)
         ws.allow_other_domains = allow_other_domains
         ws.license_auto_charge = auto_charge
         ws.license_max_seats = max_seats

@@ -28,6 +28,7 @@ from provisio.domain import tokens as token_service
 from provisio.domain import workspace_admins as workspace_admin_service
 from provisio.domain import workspaces as workspace_service
 from provisio.domain.errors import DomainError, Kind
+from provisio.domain.host_events import CLI_ACTOR
 from provisio.domain.scim_methods import ScimMethod
 from provisio.domain.workspace_state import ensure_changeable
 
@@ -183,7 +184,7 @@ def scim_configure(
             if redirect_uri and method is not ScimMethod.AUTHORIZATION_CODE:
                 raise DomainError(Kind.INVALID, "--redirect-uri applies only to --method authorization_code.")
             await scim_settings_service.set_method(session, ws, method)
-            await scim_settings_service.set_enabled(session, ws, True)
+            await scim_settings_service.set_enabled(session, ws, True, by=CLI_ACTOR)
             known = await redirect_service.list_redirect_uris(session, ws.id)
             for uri in redirect_uri or []:
                 if redirect_service.validate_redirect_uri(uri) not in known:
@@ -423,7 +424,9 @@ def seats_set(
                 session, (await workspace_service.require_workspace(session, workspace)).id
             )
             if purchased is not None:
-                await seat_service.set_purchased(session, ws, purchased, actor=seat_service.OPERATOR_CLI)
+                await seat_service.set_purchased(
+                    session, ws, purchased, actor=seat_service.OPERATOR_CLI, by=CLI_ACTOR
+                )
             if auto_charge is not None or max_seats is not None or no_max_seats:
                 await scim_settings_service.set_license(
                     session,
@@ -832,7 +835,8 @@ def demo(as_json: bool = JSON_OPTION) -> None:
                     session, "Demo", key=DEMO_KEY, seats=25, actor=seat_service.OPERATOR_CLI
                 )
             await _ensure_demo_domain(session, ws)
-            await scim_settings_service.set_enabled(session, ws, True)  # needs the domain just ensured
+            # Needs the domain just ensured.
+            await scim_settings_service.set_enabled(session, ws, True, by=CLI_ACTOR)
             password = secrets.token_urlsafe(12)  # fresh on every run; printed below
             await admin_service.ensure_admin(
                 session, ws, DEMO_ADMIN_EMAIL, password, added_by=seat_service.OPERATOR_CLI

@@ -174,6 +174,11 @@ class Settings(BaseSettings):
         ge=1,
         description="Days a sent or given-up notification (its whole message) is kept before it is pruned.",
     )
+    event_retention_days: int = Field(
+        default=30,
+        ge=1,
+        description="Days a host event (GET /api/v1/events, webhooks) is kept before the worker prunes it.",
+    )
     # The provisioning log (provisio.domain.provisioning_log): how long events are kept, and the pruning.
     log_retention_days: int = Field(
         default=90, ge=1, description="Days a provisioning-log event is kept before it is pruned."

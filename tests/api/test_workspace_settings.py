@@ -208,6 +208,9 @@ async def test_openapi_documents_the_api_and_nothing_else(client: httpx.AsyncCli
         "/api/v1/workspaces/{key}/admins/{email}": {"delete"},
         "/api/v1/workspaces/{key}/scim": {"get", "patch"},
         "/api/v1/workspaces/{key}/portal-links": {"post"},
+        "/api/v1/events": {"get"},
+        "/api/v1/events/cursor": {"get"},
+        "/api/v1/events/{event_id}": {"get"},
     }
     assert {p: set(ops) for p, ops in paths.items()} == expected
     for ops in paths.values():

@@ -15,6 +15,7 @@ from provisio.domain import domains as domain_service
 from provisio.domain import members as member_service
 from provisio.domain import seats as seat_service
 from provisio.domain import workspaces as workspace_service
+from provisio.domain.host_events import CLI_ACTOR
 from provisio.domain.scim_methods import ScimMethod
 from tests.oauth.helpers import OAuthTenant, csrf_token, make_oauth_tenant, sign_in
 
@@ -41,7 +42,7 @@ async def signed_in_tenant(
         ws.allow_other_domains = allow_other_domains
         ws.license_auto_charge = auto_charge
         if seats is not None:
-            await seat_service.set_purchased(session, ws, seats, actor="test")
+            await seat_service.set_purchased(session, ws, seats, actor="test", by=CLI_ACTOR)
     r = await sign_in(browser, tenant.admin_email)
     assert r.status_code == 303
     return tenant
@@ -87,7 +88,7 @@ async def scim_member(db: Database, tenant: OAuthTenant, email: str, given: str 
     }
     async with db.writing() as session:
         ws = await workspace_service.require_workspace(session, tenant.key)
-        member = await member_service.create_member(session, ws, doc, actor="Okta (test)")
+        member = await member_service.create_member(session, ws, doc, actor="Okta (test)", by=CLI_ACTOR)
         return member.id
 
 

@@ -12,6 +12,7 @@ import pytest
 from provisio.db.engine import Database
 from provisio.domain import seats as seat_service
 from provisio.domain import workspaces as workspace_service
+from provisio.domain.host_events import CLI_ACTOR
 from tests.console.pages import (
     billing_path,
     new_browser,
@@ -145,7 +146,7 @@ async def test_ledger_pages(db: Database, browser: httpx.AsyncClient, tenant: OA
     async with db.writing() as session:
         ws = await workspace_service.require_workspace(session, tenant.key)
         for i in range(1, 26):
-            await seat_service.buy_seats(session, ws, 1, actor="t", reason=f"purchase {i}")
+            await seat_service.buy_seats(session, ws, 1, actor="t", reason=f"purchase {i}", by=CLI_ACTOR)
     first = await browser.get(billing_path(tenant))
     rows = ledger_rows(first.text)
     assert len(rows) == 20 and rows[0][3].startswith("purchase 25") and rows[-1][3].startswith("purchase 6")

@@ -17,6 +17,7 @@ from provisio.db.engine import Database
 from provisio.domain import domains as domain_service
 from provisio.domain import scim_settings as settings_service
 from provisio.domain import workspaces as workspace_service
+from provisio.domain.host_events import CLI_ACTOR
 from tests.console.pages import domains_path, new_browser, signed_in_tenant, submit, workspace
 from tests.domain.dns_server import TxtServer, txt_server
 from tests.domain.helpers import unique_domain
@@ -202,7 +203,7 @@ async def test_last_verified_domain_stays_while_scim_is_on(
 ) -> None:
     async with db.writing() as session:
         ws = await workspace_service.require_workspace(session, tenant.key)
-        await settings_service.set_enabled(session, ws, True)
+        await settings_service.set_enabled(session, ws, True, by=CLI_ACTOR)
         own = (await domain_service.verified_domains(session, ws.id))[0]
     page = await browser.get(domains_path(tenant))
     assert "Verified by the operator" in page.text

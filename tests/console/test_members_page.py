@@ -16,6 +16,7 @@ from provisio.db.engine import Database
 from provisio.domain import console_members, scim_settings
 from provisio.domain import tokens as token_service
 from provisio.domain import workspaces as workspace_service
+from provisio.domain.host_events import CLI_ACTOR
 from tests.console.pages import (
     member_by_user_name,
     member_ids,
@@ -133,12 +134,17 @@ async def test_search_status_and_pages(db: Database, browser: httpx.AsyncClient,
         ws = await workspace_service.require_workspace(session, tenant.key)
         for i in range(27):
             await console_members.add_member(
-                session, ws, email=f"user{i:02d}-{tenant.key}@{domain}", name=f"Person {i:02d}", actor="t"
+                session,
+                ws,
+                email=f"user{i:02d}-{tenant.key}@{domain}",
+                name=f"Person {i:02d}",
+                actor="t",
+                by=CLI_ACTOR,
             )
         linus = await console_members.add_member(
-            session, ws, email=unique_email(domain, "linus"), name="Linus Torvalds", actor="t"
+            session, ws, email=unique_email(domain, "linus"), name="Linus Torvalds", actor="t", by=CLI_ACTOR
         )
-        await console_members.set_active(session, ws, linus.id, False, actor="t")
+        await console_members.set_active(session, ws, linus.id, False, actor="t", by=CLI_ACTOR)
 
     path = members_path(tenant)
     page = await browser.get(path)
@@ -255,7 +261,7 @@ async def test_removed_members_columns_and_last_change(
     domain = await own_domain(db, tenant)
     async with db.writing() as session:
         ws = await workspace_service.require_workspace(session, tenant.key)
-        await scim_settings.set_enabled(session, ws, True)
+        await scim_settings.set_enabled(session, ws, True, by=CLI_ACTOR)
         token = (await token_service.create_token(session, ws, "okta-prod")).token
     scim = {"authorization": f"Bearer {token}", "content-type": "application/scim+json"}
     gone, kept = unique_email(domain, "gone"), unique_email(domain, "kept")

@@ -15,6 +15,7 @@ from provisio.domain import domains as domain_service
 from provisio.domain import scim_settings as settings_service
 from provisio.domain import workspaces as workspace_service
 from provisio.domain.errors import DomainError, Kind
+from provisio.domain.host_events import CLI_ACTOR
 from tests.conftest import make_tenant
 from tests.domain.dns_server import TxtServer, txt_server
 from tests.domain.helpers import entra_email, okta_user, scim_error, unique_domain
@@ -147,7 +148,7 @@ async def test_credentials_need_a_verified_domain(db: Database) -> None:
         with pytest.raises(DomainError) as off:
             await credential_service.issue_bearer_token(session, ws, "x")
         assert "off" in off.value.detail and f"scim configure {ws.key}" in off.value.detail
-        await settings_service.set_enabled(session, ws, True)
+        await settings_service.set_enabled(session, ws, True, by=CLI_ACTOR)
         assert (await credential_service.issue_bearer_token(session, ws, "x")).token
         await settings_service.set_method(session, ws, ScimMethod.CLIENT_CREDENTIALS)
         with pytest.raises(DomainError) as method:
@@ -161,22 +162,22 @@ async def test_scim_needs_a_verified_domain(db: Database) -> None:
         ws = await workspace_service.create_workspace(session, "Toggle")
         assert not ws.scim_enabled  # a new workspace starts with SCIM off
         with pytest.raises(DomainError) as err:
-            await settings_service.set_enabled(session, ws, True)
+            await settings_service.set_enabled(session, ws, True, by=CLI_ACTOR)
         assert "verified domain" in err.value.detail
         await domain_service.add_domain(session, ws, name)  # claimed, not verified: still refused
         with pytest.raises(DomainError):
-            await settings_service.set_enabled(session, ws, True)
+            await settings_service.set_enabled(session, ws, True, by=CLI_ACTOR)
     async with db.writing() as session:
         ws = await workspace_service.require_workspace(session, ws.key)
         await domain_service.remove_domain(session, ws, name)
         await domain_service.add_domain(session, ws, name, operator_verified=True)
-        await settings_service.set_enabled(session, ws, True)
+        await settings_service.set_enabled(session, ws, True, by=CLI_ACTOR)
         assert ws.scim_enabled
         # The only verified domain cannot go while SCIM is on; with SCIM off it can.
         with pytest.raises(DomainError) as last:
             await domain_service.remove_domain(session, ws, name)
         assert "only verified domain" in last.value.detail
-        await settings_service.set_enabled(session, ws, False)
+        await settings_service.set_enabled(session, ws, False, by=CLI_ACTOR)
         await domain_service.remove_domain(session, ws, name)
         assert await domain_service.list_domains(session, ws.id) == []
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import pytest
+from sqlalchemy import update
 
 from provisio.db.engine import Database
+from provisio.db.models import HostEvent, utcnow
 from provisio.domain import host_events
 from provisio.domain.host_events import Actor, Position
 from tests.conftest import Tenant
+from tests.event_reading import events_after, tail
 
 OPERATOR = Actor(host_events.OPERATOR, "1", "test")
 
@@ -26,23 +30,33 @@ async def _emit(db: Database, tenant: Tenant, n: int) -> str:
 
 
 async def _read_all(db: Database, tenant: Tenant, after: Position = host_events.START) -> list[str]:
+    return [e.id for e in await events_after(db, after, tenant.id)]
+
+
+async def _read_now(db: Database, tenant: Tenant, after: Position) -> list[str]:
+    """What a reader gets at once, without waiting for other transactions to end."""
     async with db.reading() as session:
         events = await host_events.read_after(session, after, limit=1000, workspace_id=tenant.id)
     return [e.id for e in events]
 
 
 async def test_events_read_in_the_order_they_were_written(db: Database, tenant: Tenant) -> None:
+    start = await tail(db)  # after the events of the tenant's own setup
     written = [await _emit(db, tenant, n) for n in range(5)]
-    assert await _read_all(db, tenant) == written
+    assert await _read_all(db, tenant, start) == written
     async with db.reading() as session:
-        first_two = await host_events.read_after(session, limit=2, workspace_id=tenant.id)
+        first_two = await host_events.read_after(session, start, limit=2, workspace_id=tenant.id)
+    assert [e.id for e in first_two] == written[:2]
     after = Position.decode(first_two[-1].position.encode())
     assert await _read_all(db, tenant, after) == written[2:]
+    # The tail is the newest readable event: a cursor from which nothing written so far is read again.
+    assert await tail(db) == (await events_after(db, start, tenant.id))[-1].position
 
 
 def test_a_cursor_is_opaque_and_checked() -> None:
     position = Position(123, 456)
     assert Position.decode(position.encode()) == position
+    assert Position.decode(host_events.START.encode()) == host_events.START
     for bad in ("", "x", "!!!", "MTIz", "YS5i", "é" * 3, "A" * 100):
         with pytest.raises(ValueError):
             Position.decode(bad)
@@ -74,18 +88,34 @@ async def test_an_event_committed_after_a_later_one_is_not_skipped(db: Database,
             await asyncio.wait_for(b_committed.wait(), 10)
         return event_id
 
+    start = await tail(db)
     task = asyncio.create_task(slow())
     await asyncio.wait_for(a_wrote.wait(), 10)
     b = await _emit(db, tenant, 2)
-    b_committed.set()
     # A reader that polls now, while A is still open, must not return B either: returning B would move
-    # its cursor past A's seq.
-    seen_while_open = await _read_all(db, tenant)
+    # its cursor past A's seq. (A is let go only after the read: set before, it could commit first.)
+    seen_while_open = await _read_now(db, tenant, start)
+    b_committed.set()
     a = await task
     assert b not in seen_while_open
-    cursor = host_events.START
-    seen: list[str] = []
-    async with db.reading() as session:
-        for event in await host_events.read_after(session, cursor, limit=1000, workspace_id=tenant.id):
-            seen.append(event.id)
+    seen = await _read_all(db, tenant, start)
     assert sorted(seen) == sorted([a, b]) and len(seen) == 2
+
+
+async def test_events_past_the_retention_are_pruned_in_batches(db: Database, tenant: Tenant) -> None:
+    start = await tail(db)
+    written = [await _emit(db, tenant, n) for n in range(5)]
+    old, kept = written[:3], written[3:]
+    async with db.writing() as session:
+        await session.execute(
+            update(HostEvent).where(HostEvent.id.in_(old)).values(occurred_at=utcnow() - timedelta(days=31))
+        )
+        # A day short of the retention: kept.
+        await session.execute(
+            update(HostEvent).where(HostEvent.id == kept[0]).values(occurred_at=utcnow() - timedelta(days=29))
+        )
+    assert await host_events.prune_expired(db, 30, batch=2, pause_seconds=0) == 3
+    assert await _read_all(db, tenant, start) == kept
+    assert await host_events.prune_expired(db, 30, batch=2, pause_seconds=0) == 0
+    assert await host_events.prune_expired(db, 28, pause_seconds=0) == 1
+    assert await _read_all(db, tenant, start) == kept[1:]

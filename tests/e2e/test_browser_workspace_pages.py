@@ -19,6 +19,7 @@ from provisio.domain import console_members, events
 from provisio.domain import domains as domain_service
 from provisio.domain import members as member_service
 from provisio.domain import workspaces as workspace_service
+from provisio.domain.host_events import CLI_ACTOR
 from provisio.domain.scim_methods import ScimMethod
 from tests.domain.dns_server import TxtServer, txt_server
 from tests.domain.helpers import unique_domain
@@ -72,7 +73,7 @@ async def _seed(url: str) -> tuple[OAuthTenant, str]:
                     "emails": [{"value": email, "type": "work", "primary": True}],
                     "active": True,
                 }
-                member = await member_service.create_member(session, ws, doc, actor=IDP_CLIENT)
+                member = await member_service.create_member(session, ws, doc, actor=IDP_CLIENT, by=CLI_ACTOR)
                 await events.record_event(
                     session,
                     workspace_id=ws.id,
@@ -84,13 +85,14 @@ async def _seed(url: str) -> tuple[OAuthTenant, str]:
                     user_name=user_name,
                 )
                 if (given, family) == REMOVED:
-                    await member_service.delete_member(session, ws, member)
+                    await member_service.delete_member(session, ws, member, by=CLI_ACTOR)
             await console_members.add_member(
                 session,
                 ws,
                 email=f"margaret.hamilton@{own}",
                 name="Margaret Hamilton",
                 actor=f"{tenant.admin_email} (console)",
+                by=CLI_ACTOR,
             )
         return tenant, own
     finally:

@@ -19,6 +19,7 @@ from provisio.domain import members as member_service
 from provisio.domain import notifications as notification_service
 from provisio.domain import workspaces as workspace_service
 from provisio.domain.errors import DomainError, Reason
+from provisio.domain.host_events import CLI_ACTOR
 from provisio.domain.scim_methods import ScimMethod
 from provisio.notify.failures import Failure, failure_from_error, flush_due_digests
 from provisio.notify.worker import OutboxWorker
@@ -48,7 +49,9 @@ async def _refused(db: Database, tenant: OAuthTenant, user_name: str, seconds: f
     try:
         async with db.writing() as session:
             ws = await workspace_service.require_workspace(session, tenant.key)
-            await member_service.create_member(session, ws, _doc(user_name), actor="Okta (test)")
+            await member_service.create_member(
+                session, ws, _doc(user_name), actor="Okta (test)", by=CLI_ACTOR
+            )
     except DomainError as exc:
         error = from_domain(exc)
         return failure_from_error(

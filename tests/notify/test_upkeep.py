@@ -14,7 +14,7 @@ from sqlalchemy import func, select, update
 
 from provisio.config import Settings
 from provisio.db.engine import Database
-from provisio.db.models import Admin, NotificationState, OutboxMessage, utcnow
+from provisio.db.models import Admin, HostEvent, NotificationState, OutboxMessage, utcnow
 from provisio.domain import notifications as notification_service
 from provisio.domain import workspaces as workspace_service
 from provisio.domain.errors import DomainError, Kind
@@ -22,6 +22,7 @@ from provisio.domain.scim_methods import ScimMethod
 from provisio.notify import failures, outbox
 from provisio.notify.checks import enqueue_test_mail
 from provisio.notify.worker import OutboxWorker
+from tests.conftest import make_tenant
 from tests.domain.test_cli import cli, fails, ok
 from tests.notify.conftest import SmtpRecorder, eventually, fast, running
 from tests.notify.failure_helpers import T0, mails, note, per_user
@@ -177,6 +178,33 @@ async def test_the_worker_prunes_when_it_starts_and_then_at_most_hourly(
 
 async def _gone(db: Database, ids: list[str]) -> bool:
     return not await rows(db, ids)
+
+
+async def test_the_worker_prunes_host_events_past_their_retention(
+    db: Database, settings: Settings, smtp: SmtpRecorder
+) -> None:
+    tenant = await make_tenant(db)  # its setup is two events: an initial purchase, SCIM turned on
+    async with db.writing() as session:
+        await session.execute(
+            update(HostEvent)
+            .where(HostEvent.workspace_id == tenant.id)
+            .values(occurred_at=utcnow() - timedelta(days=11))
+        )
+    assert await _host_events(db, tenant.id) == 2
+    quick = fast(settings, smtp_host="127.0.0.1", smtp_port=smtp.port, event_retention_days=10)
+    async with running(OutboxWorker(db, quick)):
+        await eventually(lambda: _no_host_events(db, tenant.id))
+
+
+async def _host_events(db: Database, workspace_id: str) -> int:
+    async with db.reading() as session:
+        return int(
+            await session.scalar(select(func.count()).where(HostEvent.workspace_id == workspace_id)) or 0
+        )
+
+
+async def _no_host_events(db: Database, workspace_id: str) -> bool:
+    return await _host_events(db, workspace_id) == 0
 
 
 async def test_log_prune_prunes_the_outbox_too(database_url: str, db: Database) -> None:

@@ -22,6 +22,7 @@ from provisio.domain import scim_credentials as credential_service
 from provisio.domain import scim_settings as settings_service
 from provisio.domain import workspaces as workspace_service
 from provisio.domain.hashing import hash_secret
+from provisio.domain.host_events import CLI_ACTOR
 from provisio.domain.scim_methods import ScimMethod
 from provisio.oauth import codes, token_store
 from provisio.oauth.clients import load_client
@@ -70,7 +71,7 @@ async def make_oauth_tenant(
         admin = await admin_service.create_admin(session, f"it-{suffix}@acme.example", PASSWORD)
         await admin_service.grant_workspace(session, admin, ws)
         await settings_service.set_method(session, ws, method)
-        await settings_service.set_enabled(session, ws, enabled)
+        await settings_service.set_enabled(session, ws, enabled, by=CLI_ACTOR)
         for uri in redirect_uris if method is ScimMethod.AUTHORIZATION_CODE else ():
             await redirect_service.add_redirect_uri(session, ws, uri)
         tenant = OAuthTenant(key=ws.key, id=ws.id, name=ws.name, admin_email=admin.email)

@@ -9,6 +9,7 @@ import pytest
 from provisio.db.engine import Database
 from provisio.domain import scim_settings as settings_service
 from provisio.domain import workspaces as workspace_service
+from provisio.domain.host_events import CLI_ACTOR
 from provisio.oauth.consent import ConsentRequest
 from tests.oauth.helpers import make_oauth_tenant, sign_in
 
@@ -18,7 +19,7 @@ TOKEN_URL = "/oauth/token"
 async def _turn_scim_off(db: Database, key: str) -> None:
     async with db.writing() as session:
         ws = await workspace_service.require_workspace(session, key)
-        await settings_service.set_enabled(session, ws, False)
+        await settings_service.set_enabled(session, ws, False, by=CLI_ACTOR)
 
 
 @pytest.mark.parametrize("endpoint", [TOKEN_URL, "/oauth/revoke"])

@@ -12,6 +12,7 @@ from provisio.db.engine import Database
 from provisio.domain import scim_credentials as credential_service
 from provisio.domain import scim_settings as settings_service
 from provisio.domain import workspaces as workspace_service
+from provisio.domain.host_events import CLI_ACTOR
 from provisio.domain.scim_methods import ScimMethod
 from tests.oauth.helpers import (
     OAuthTenant,
@@ -177,13 +178,13 @@ async def test_turning_scim_off_stops_tokens_and_the_token_endpoint(
     token = await authorize_and_exchange(browser, client, tenant)
     async with db.writing() as session:
         ws = await workspace_service.require_workspace(session, tenant.key)
-        await settings_service.set_enabled(session, ws, False)
+        await settings_service.set_enabled(session, ws, False, by=CLI_ACTOR)
     assert await scim(client, tenant, token["access_token"]) == 401
     r = await refresh(client, tenant, token["refresh_token"])
     assert r.status_code == 401 and "turned off" in r.json()["error_description"]
     async with db.writing() as session:
         ws = await workspace_service.require_workspace(session, tenant.key)
-        await settings_service.set_enabled(session, ws, True)
+        await settings_service.set_enabled(session, ws, True, by=CLI_ACTOR)
     assert await scim(client, tenant, token["access_token"]) == 200
 
 

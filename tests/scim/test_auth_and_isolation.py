@@ -9,6 +9,7 @@ from provisio.domain import domains as domain_service
 from provisio.domain import scim_settings as scim_settings_service
 from provisio.domain import tokens as token_service
 from provisio.domain import workspaces as workspace_service
+from provisio.domain.host_events import CLI_ACTOR
 from tests.conftest import Tenant, make_tenant
 from tests.scim.test_okta_flow import okta_user
 
@@ -74,7 +75,7 @@ async def test_revoked_token_stops_at_once(client: httpx.AsyncClient, db: Databa
     async with db.writing() as session:
         ws = await workspace_service.create_workspace(session, "Revocable")
         await domain_service.add_domain(session, ws, f"{ws.key}.test", operator_verified=True)
-        await scim_settings_service.set_enabled(session, ws, True)
+        await scim_settings_service.set_enabled(session, ws, True, by=CLI_ACTOR)
         issued = await token_service.create_token(session, ws)
     headers = {"Authorization": f"Bearer {issued.token}"}
     assert (await client.get(f"/scim/v2/{ws.key}/Users", headers=headers)).status_code == 200

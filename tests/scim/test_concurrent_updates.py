@@ -18,10 +18,13 @@ from sqlalchemy import func, select
 
 from provisio.db.engine import Database
 from provisio.db.models import ProvisioningEvent
+from provisio.domain import host_events
 from provisio.domain import members as member_service
 from provisio.domain.events import Event
+from provisio.domain.host_events import CLI_ACTOR, START
 from tests.conftest import make_tenant
 from tests.domain.helpers import okta_user, unique_domain
+from tests.event_reading import events_after
 from tests.live_server import LiveServer, live_server
 
 WRITERS = 30
@@ -72,6 +75,12 @@ async def test_concurrent_patches_keep_every_change(server: LiveServer, db: Data
     # Every response saw its own change applied on a distinct version.
     assert len({r.json()["meta"]["version"] for r in responses}) == WRITERS
     assert await _events(db, final["id"], "patch") == WRITERS
+    # And one host event per change, each showing the version it made: a lost optimistic race wrote none.
+    changes = [e for e in await events_after(db, START, tenant.id) if e.type == host_events.MEMBER_UPDATED]
+    assert sorted(e.data["member"]["scim"]["meta"]["version"] for e in changes) == sorted(
+        f'W/"{v}"' for v in range(2, 2 + WRITERS)
+    )
+    assert all(e.data["changed"] == ["phoneNumbers"] for e in changes)
 
 
 async def test_concurrent_puts_each_land_on_their_own_version(server: LiveServer, db: Database) -> None:
@@ -101,20 +110,22 @@ async def test_one_statement_replace_refuses_a_stale_version(db: Database) -> No
     tenant = await make_tenant(db)
     async with db.writing() as session:
         created = await member_service.create_member(
-            session, _Ref(tenant.id), okta_user(f"lin@{unique_domain()}"), actor="test"
+            session, _Ref(tenant.id), okta_user(f"lin@{unique_domain()}"), actor="test", by=CLI_ACTOR
         )
     async with db.reading() as session:
         stale = await member_service.get_member(session, _Ref(tenant.id), created.id)
     async with db.writing() as session:
         current = await member_service.get_member(session, _Ref(tenant.id), created.id, lock=True)
         await member_service.replace_member(
-            session, _Ref(tenant.id), current, {**current.doc, "title": "CTO"}
+            session, _Ref(tenant.id), current, {**current.doc, "title": "CTO"}, by=CLI_ACTOR
         )
     plan = member_service.plan_replacement(stale, {**stale.doc, "displayName": "Stale"})
     assert plan.changed and plan.plain
     event = Event(tenant.id, "test", "patch", "success", 200, stale.id, stale.user_name)
     async with db.autocommit() as session:
-        applied = await member_service.replace_member_if_current(session, _Ref(tenant.id), stale, plan, event)
+        applied = await member_service.replace_member_if_current(
+            session, _Ref(tenant.id), stale, plan, event, by=CLI_ACTOR
+        )
     assert applied is False
     async with db.reading() as session:
         now = await member_service.get_member(session, _Ref(tenant.id), created.id)
@@ -124,6 +135,11 @@ async def test_one_statement_replace_refuses_a_stale_version(db: Database) -> No
         created.doc.get("displayName"),
     )
     assert await _events(db, created.id, "patch") == 0
+    members = [e for e in await events_after(db, START, tenant.id) if "member" in e.data]
+    assert [(e.type, e.data["member"]["scim"].get("title")) for e in members] == [
+        (host_events.MEMBER_CREATED, None),
+        (host_events.MEMBER_UPDATED, "CTO"),  # and nothing of the stale replacement
+    ]
 
 
 class _Ref:

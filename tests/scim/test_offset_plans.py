@@ -32,6 +32,7 @@ from provisio.domain import members
 from provisio.domain import scim_settings as scim_settings_service
 from provisio.domain import tokens as token_service
 from provisio.domain import workspaces as workspace_service
+from provisio.domain.host_events import CLI_ACTOR
 from provisio.domain.members import BUCKET_SKIP_FROM
 from tests.conftest import BASE_URL, POSTGRES_ENV, Tenant
 from tests.scim.test_offset_pages import seed_varied
@@ -81,7 +82,8 @@ async def fresh(
         async with db.writing() as session:
             ws = await workspace_service.create_workspace(session, f"Plans {name}", seats=100_000)
             await domain_service.add_domain(session, ws, f"{ws.key}.test", operator_verified=True)
-            await scim_settings_service.set_enabled(session, ws, True)  # possible once a domain is verified
+            # Possible once a domain is verified.
+            await scim_settings_service.set_enabled(session, ws, True, by=CLI_ACTOR)
             ws.allow_other_domains = True
             token = (await token_service.create_token(session, ws, "test")).token
         tenant = Tenant(key=ws.key, id=ws.id, token=token, base=f"/scim/v2/{ws.key}")

@@ -22,6 +22,7 @@ from provisio.db.models import Workspace
 from provisio.domain import members as member_service
 from provisio.domain import seats as seat_service
 from provisio.domain.errors import DomainError
+from provisio.domain.host_events import CLI_ACTOR
 from tests.conftest import Tenant, after_initial_purchase, make_tenant
 from tests.domain.helpers import okta_user, unique_domain
 from tests.live_server import LiveServer, live_server
@@ -190,7 +191,9 @@ async def test_many_independent_sessions(database_url: str, db: Database) -> Non
                     ws = (
                         await session.execute(select(Workspace).where(Workspace.id == target.id))
                     ).scalar_one()
-                    await member_service.create_member(session, ws, okta_user(email), actor="test")
+                    await member_service.create_member(
+                        session, ws, okta_user(email), actor="test", by=CLI_ACTOR
+                    )
                 return f"{target.name}:ok"
             except DomainError as exc:
                 return f"{target.name}:{exc.kind.value}"
@@ -227,7 +230,7 @@ async def _create_in(pool: Database, tenant: Tenant, email: str) -> str:
     try:
         async with pool.writing() as session:
             ws = (await session.execute(select(Workspace).where(Workspace.id == tenant.id))).scalar_one()
-            await member_service.create_member(session, ws, okta_user(email), actor="test")
+            await member_service.create_member(session, ws, okta_user(email), actor="test", by=CLI_ACTOR)
         return "ok"
     except DomainError as exc:
         return exc.kind.value

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from provisio.db.engine import Database
 from provisio.db.models import SeatLedgerEntry, Workspace
 from provisio.domain import seats as seat_service
+from provisio.domain.host_events import CLI_ACTOR
 from tests.conftest import Tenant, after_initial_purchase, make_tenant
 from tests.domain.helpers import (
     entra_active,
@@ -113,7 +114,7 @@ async def test_auto_charge_buys_up_to_the_maximum(client: httpx.AsyncClient, db:
     # Seats bought by hand go beyond the auto-charge maximum.
     async with db.writing() as session:
         ws = await seat_service.lock_workspace(session, tenant.id)
-        await seat_service.buy_seats(session, ws, 2, actor="admin@globex.example")
+        await seat_service.buy_seats(session, ws, 2, actor="admin@globex.example", by=CLI_ACTOR)
     assert (await client.post(url, json=okta_user(f"dee@{domain}"), headers=h)).status_code == 201
     used, purchased, ledger = await _state(db, tenant)
     assert (used, purchased) == (4, 5) and ledger[-1].kind == "purchase" and ledger[-1].seats_after == 5

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from provisio.api.events import router as events_router
 from provisio.api.portal import router as portal_router
 from provisio.api.problems import install_problems
 from provisio.api.routes import router
@@ -13,4 +14,5 @@ def install_api(app: FastAPI) -> None:
     """After the console: the API's error handlers answer its own paths and hand the rest back."""
     app.include_router(router)
     app.include_router(portal_router)
-    install_problems(app, [*router.routes, *portal_router.routes])
+    app.include_router(events_router)
+    install_problems(app, [*router.routes, *portal_router.routes, *events_router.routes])

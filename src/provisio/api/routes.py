@@ -88,7 +88,12 @@ async def create_workspace(
     first seat-ledger entry, bought by this API key."""
     async with database(request).writing() as session:
         ws = await workspace_service.create_workspace(
-            session, body.name, key=body.key, seats=body.seats, actor=api_keys.actor(key)
+            session,
+            body.name,
+            key=body.key,
+            seats=body.seats,
+            actor=api_keys.actor(key),
+            by=api_keys.event_actor(key),
         )
         if body.allow_other_domains:
             await domain_service.set_allow_other_domains(session, ws, True)
@@ -281,7 +286,12 @@ async def buy_seats(request: Request, key: str, body: schemas.SeatPurchase, api_
     async with database(request).writing() as session:
         ws = await workspace_service.require_workspace(session, key)
         await seat_service.buy_seats(
-            session, ws, body.quantity, actor=api_keys.actor(api_key), reason=body.reason
+            session,
+            ws,
+            body.quantity,
+            actor=api_keys.actor(api_key),
+            by=api_keys.event_actor(api_key),
+            reason=body.reason,
         )
         return await _seats(session, await seat_service.lock_workspace(session, ws.id))
 
@@ -489,7 +499,7 @@ async def get_scim(request: Request, key: str) -> schemas.Scim:
     tags=["scim"],
     summary="Change SCIM",
 )
-async def update_scim(request: Request, key: str, body: schemas.ScimUpdate) -> schemas.Scim:
+async def update_scim(request: Request, key: str, body: schemas.ScimUpdate, api_key: Key) -> schemas.Scim:
     """Turn SCIM on (it needs a verified domain) or off, or switch the authentication method (the previous
     method's credentials stop working at once; issue new ones in the console or with
     `provisio scim configure`)."""
@@ -498,5 +508,7 @@ async def update_scim(request: Request, key: str, body: schemas.ScimUpdate) -> s
         if body.method is not None:
             await scim_settings_service.set_method(session, ws, body.method)
         if body.enabled is not None:
-            await scim_settings_service.set_enabled(session, ws, body.enabled)
+            await scim_settings_service.set_enabled(
+                session, ws, body.enabled, by=api_keys.event_actor(api_key)
+            )
         return await _scim(request, session, ws)

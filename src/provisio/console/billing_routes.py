@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from provisio.console.billing_page import PAGE, billing_page_context
 from provisio.console.deps import admin_workspace, require_admin
-from provisio.console.members_page import console_actor
+from provisio.console.members_page import console_actor, console_event_actor
 from provisio.console.sessions import SignedIn
 from provisio.console.templating import render
 from provisio.console.workspace_forms import (
@@ -66,7 +66,9 @@ async def _buy(session: AsyncSession, workspace: Workspace, form: FormData, who:
     reason = " ".join(text(form, "reason").split())
     if len(reason) > MAX_REASON:
         raise DomainError(Kind.INVALID, f"Keep the note under {MAX_REASON} characters.")
-    await seat_service.buy_seats(session, workspace, count, actor=console_actor(who), reason=reason)
+    await seat_service.buy_seats(
+        session, workspace, count, actor=console_actor(who), by=console_event_actor(who), reason=reason
+    )
     return {"notice": "bought"}
 
 

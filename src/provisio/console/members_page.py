@@ -13,6 +13,7 @@ from provisio.console.workspace_forms import WORKSPACE, Pager
 from provisio.db.models import Member, Workspace
 from provisio.domain import console_members as member_service
 from provisio.domain import seats as seat_service
+from provisio.domain.host_events import ADMIN, Actor
 
 PAGE = WORKSPACE + "/members"
 
@@ -53,6 +54,11 @@ CONFIRM = {
 def console_actor(who: SignedIn) -> str:
     """How the ledger and the provisioning rules name an admin acting in the console."""
     return f"{who.email} (console)"
+
+
+def console_event_actor(who: SignedIn) -> Actor:
+    """How the host events name an admin acting in the console."""
+    return Actor(ADMIN, who.admin_id, who.email)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,13 @@ from starlette.responses import Response
 
 from provisio.console.confirm import Confirmation, render_confirmation
 from provisio.console.deps import admin_workspace, require_admin
-from provisio.console.members_page import CONFIRM, PAGE, console_actor, members_page_context
+from provisio.console.members_page import (
+    CONFIRM,
+    PAGE,
+    console_actor,
+    console_event_actor,
+    members_page_context,
+)
 from provisio.console.sessions import SignedIn
 from provisio.console.templating import render
 from provisio.console.workspace_forms import STATUS, Change, add_form_routes, page_number, text
@@ -119,7 +125,12 @@ def _back(form: FormData, notice: str, member_id: str) -> dict[str, str]:
 
 async def _add(session: AsyncSession, workspace: Workspace, form: FormData, who: SignedIn) -> dict[str, str]:
     member = await member_service.add_member(
-        session, workspace, email=text(form, "email"), name=text(form, "name"), actor=console_actor(who)
+        session,
+        workspace,
+        email=text(form, "email"),
+        name=text(form, "name"),
+        actor=console_actor(who),
+        by=console_event_actor(who),
     )
     return {"notice": "added", "member": member.id}
 
@@ -128,7 +139,9 @@ async def _set_active(
     session: AsyncSession, workspace: Workspace, form: FormData, who: SignedIn, active: bool
 ) -> dict[str, str]:
     member_id = text(form, "member_id")
-    changed = await member_service.set_active(session, workspace, member_id, active, actor=console_actor(who))
+    changed = await member_service.set_active(
+        session, workspace, member_id, active, actor=console_actor(who), by=console_event_actor(who)
+    )
     if not changed:
         return _back(form, "unchanged", member_id)
     return _back(form, "reactivated" if active else "deactivated", member_id)

@@ -20,6 +20,7 @@ from starlette.responses import RedirectResponse, Response
 from provisio.config import Settings
 from provisio.console import csrf, reveal
 from provisio.console.deps import admin_workspace, require_admin
+from provisio.console.members_page import console_event_actor
 from provisio.console.scim_page import confirm_context, scim_page_context
 from provisio.console.sessions import SignedIn
 from provisio.console.templating import render
@@ -41,7 +42,7 @@ CONFIRMED = "yes"
 
 # A form handler changes the workspace and returns the notice to show, or raises DomainError (or
 # ConfirmFirst, having changed nothing).
-Change = Callable[[AsyncSession, Workspace, FormData], Awaitable[str]]
+Change = Callable[[AsyncSession, Workspace, FormData, SignedIn], Awaitable[str]]
 
 
 class ConfirmFirst(Exception):
@@ -102,7 +103,7 @@ async def _apply(request: Request, workspace_key: str, who: SignedIn, change: Ch
     try:
         async with db.writing() as session:
             workspace = await workspace_service.require_workspace(session, workspace_key)
-            notice = await change(session, workspace, form)
+            notice = await change(session, workspace, form, who)
     except ConfirmFirst as confirm:
         location = PAGE.format(workspace_key=workspace_key) + confirm.path + confirm.query
         return RedirectResponse(location, status_code=303)
@@ -116,13 +117,13 @@ async def _apply(request: Request, workspace_key: str, who: SignedIn, change: Ch
     return RedirectResponse(location, status_code=303)
 
 
-async def _set_enabled(session: AsyncSession, workspace: Workspace, form: FormData) -> str:
+async def _set_enabled(session: AsyncSession, workspace: Workspace, form: FormData, who: SignedIn) -> str:
     enabled = text(form, "enabled") == "on"
-    await settings_service.set_enabled(session, workspace, enabled)
+    await settings_service.set_enabled(session, workspace, enabled, by=console_event_actor(who))
     return "enabled" if enabled else "disabled"
 
 
-async def _set_method(session: AsyncSession, workspace: Workspace, form: FormData) -> str:
+async def _set_method(session: AsyncSession, workspace: Workspace, form: FormData, _: SignedIn) -> str:
     method = settings_service.parse_method(text(form, "method"))
     if (
         method.value != workspace.scim_auth_method
@@ -134,23 +135,23 @@ async def _set_method(session: AsyncSession, workspace: Workspace, form: FormDat
     return "method" if changed else "method-unchanged"
 
 
-async def _add_uri(session: AsyncSession, workspace: Workspace, form: FormData) -> str:
+async def _add_uri(session: AsyncSession, workspace: Workspace, form: FormData, _: SignedIn) -> str:
     await redirect_service.add_redirect_uri(session, workspace, text(form, "uri"))
     return "uri-added"
 
 
-async def _remove_uri(session: AsyncSession, workspace: Workspace, form: FormData) -> str:
+async def _remove_uri(session: AsyncSession, workspace: Workspace, form: FormData, _: SignedIn) -> str:
     await redirect_service.remove_redirect_uri(session, workspace, text(form, "uri"))
     return "uri-removed"
 
 
-async def _add_okta_callback(session: AsyncSession, workspace: Workspace, form: FormData) -> str:
+async def _add_okta_callback(session: AsyncSession, workspace: Workspace, form: FormData, _: SignedIn) -> str:
     callback = okta_callback_from_admin_url(text(form, "okta_admin_url"))
     await redirect_service.add_redirect_uri(session, workspace, callback)
     return "uri-added"
 
 
-async def _set_license(session: AsyncSession, workspace: Workspace, form: FormData) -> str:
+async def _set_license(session: AsyncSession, workspace: Workspace, form: FormData, _: SignedIn) -> str:
     await save_license_form(session, workspace, form)
     return "license"
 

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from provisio.db.models import ApiKey, utcnow
 from provisio.domain.errors import DomainError, Kind
 from provisio.domain.hashing import hash_secret
+from provisio.domain.host_events import OPERATOR, Actor
 
 KEY_PREFIX = "pvk_"
 VISIBLE = 12  # characters of the key kept in clear: the prefix and 8 random ones
@@ -88,3 +89,8 @@ async def note_use(session: AsyncSession, key_id: int, now: datetime) -> None:
 def actor(key: ApiKey) -> str:
     """How the seat ledger and admin grants name a change made with this key."""
     return f"API key {key.name}"
+
+
+def event_actor(key: ApiKey) -> Actor:
+    """How the host events name a change made with this key."""
+    return Actor(OPERATOR, str(key.id), key.name)

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from provisio.db.models import Member, ProvisioningEvent, Workspace
 from provisio.domain import domains, events, members
 from provisio.domain.errors import DomainError, Kind
+from provisio.domain.host_events import Actor
 from provisio.domain.workspace_state import ensure_changeable
 
 PAGE_SIZE = 25
@@ -109,7 +110,7 @@ def _invalid_address(raw: str) -> DomainError:
 
 
 async def add_member(
-    session: AsyncSession, workspace: Workspace, *, email: str, name: str, actor: str
+    session: AsyncSession, workspace: Workspace, *, email: str, name: str, actor: str, by: Actor
 ) -> Member:
     """A member added by an admin rather than by an identity provider (``provisioned_by_scim`` false)."""
     ensure_changeable(workspace)
@@ -143,7 +144,7 @@ async def add_member(
         "emails": [{"value": address, "type": "work", "primary": True}],
         "active": True,
     }
-    member = await members.create_member(session, workspace, doc, actor=actor)
+    member = await members.create_member(session, workspace, doc, actor=actor, by=by)
     member.provisioned_by_scim = False
     await session.flush()
     await _log(session, workspace, member, actor, "create", 201)
@@ -186,7 +187,7 @@ async def editable_member(
 
 
 async def set_active(
-    session: AsyncSession, workspace: Workspace, member_id: str, active: bool, *, actor: str
+    session: AsyncSession, workspace: Workspace, member_id: str, active: bool, *, actor: str, by: Actor
 ) -> bool:
     """Deactivate (frees the seat, keeps the data) or reactivate (takes a seat under the SCIM rules) a
     member added by hand. Returns whether it changed."""
@@ -196,7 +197,7 @@ async def set_active(
         return False
     doc = copy.deepcopy(member.doc)
     doc["active"] = active
-    changed = await members.replace_member(session, workspace, member, doc, actor=actor)
+    changed = await members.replace_member(session, workspace, member, doc, actor=actor, by=by)
     if changed:
         await _log(session, workspace, member, actor, "reactivate" if active else "deactivate", 200)
     return changed

@@ -13,17 +13,32 @@ while it runs; it delays events, it never loses them.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, and_, delete, insert, literal_column, select, true, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Insert,
+    Select,
+    Table,
+    bindparam,
+    delete,
+    insert,
+    literal_column,
+    select,
+    true,
+    tuple_,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import FromClause
 
+from provisio.db.engine import Database
 from provisio.db.models import HostEvent, Workspace, utcnow
 
 MEMBER_CREATED = "member.created"
@@ -70,6 +85,10 @@ class Actor:
         return {"type": self.kind, "id": self.id, "name": self.name}
 
 
+# The operator on the command line (an API key is ``Actor(OPERATOR, <key id>, <key name>)``).
+CLI_ACTOR = Actor(OPERATOR, None, "cli")
+
+
 def new_event_id() -> str:
     return "evt_" + uuid.uuid4().hex
 
@@ -103,10 +122,37 @@ def row_values(
     }
 
 
+_HOST_TABLE = cast(Table, HostEvent.__table__)
+_INSERTS: dict[str, Insert] = {}
+
+
 def insert_statement(dialect: str) -> Any:
     """An INSERT of event rows that stamps each with its transaction (for statements that insert
     events together with another change, e.g. from a CTE)."""
-    return insert(HostEvent).values(txid=_txid(dialect))
+    statement = _INSERTS.get(dialect)
+    if statement is None:
+        # Of the table, not the mapped class: a plain INSERT costs a fraction of an ORM bulk insert, and
+        # an event is written with every change. Built once per dialect.
+        statement = _INSERTS[dialect] = insert(_HOST_TABLE).values(txid=_txid(dialect))
+    return statement
+
+
+_FROM_COLUMNS = ("id", "type", "workspace_id", "occurred_at", "actor", "data")
+
+
+def insert_from(source: FromClause, dialect: str) -> Insert:
+    """``INSERT … SELECT`` of one event per row of ``source`` (a CTE of the change, typically), its
+    columns bound as ``host_<column>`` (``from_params``) and stamped with the transaction like
+    ``insert_statement``: the change and its event are then one statement."""
+    columns = [bindparam(f"host_{name}", type_=_HOST_TABLE.c[name].type) for name in _FROM_COLUMNS]
+    return insert(_HOST_TABLE).from_select(
+        [*_FROM_COLUMNS, "txid"], select(*columns, _txid(dialect)).select_from(source)
+    )
+
+
+def from_params(values: dict[str, Any]) -> dict[str, Any]:
+    """The bound parameters of a statement built by ``insert_from``, from ``row_values``."""
+    return {f"host_{name}": values[name] for name in _FROM_COLUMNS}
 
 
 async def emit(
@@ -151,7 +197,9 @@ class Position:
             raise ValueError("not a cursor") from exc
 
 
-START = Position(-1, -1)
+# Before every event: seq starts at 1 on SQLite, and PostgreSQL's first transaction id is 3. A real
+# position, so its cursor is one a poller can be handed back (``Position.decode`` accepts it).
+START = Position(0, 0)
 
 
 @dataclass(frozen=True)
@@ -232,6 +280,27 @@ async def read_after(
     return [_stored(row) for row in rows]
 
 
+def unknown_types(types: Collection[str]) -> list[str]:
+    """The names in ``types`` that are not event types, sorted (empty: all are known)."""
+    return sorted(set(types) - EVENT_TYPES)
+
+
+async def tail(session: AsyncSession) -> Position:
+    """The position of the newest event a reader may return now (``START`` when there is none). Every
+    event not yet readable comes after it: on PostgreSQL its transaction is still running, so its id is
+    at least the snapshot's xmin, above every readable event's. A cursor for "from now on"."""
+    dialect = session.get_bind().dialect.name
+    row = (
+        await session.execute(
+            select(HostEvent.txid, HostEvent.seq)
+            .where(_horizon(dialect))
+            .order_by(HostEvent.txid.desc(), HostEvent.seq.desc())
+            .limit(1)
+        )
+    ).first()
+    return START if row is None else Position(row.txid, row.seq)
+
+
 async def get_event(session: AsyncSession, event_id: str) -> StoredEvent | None:
     row = (
         await session.execute(
@@ -243,7 +312,38 @@ async def get_event(session: AsyncSession, event_id: str) -> StoredEvent | None:
     return None if row is None else _stored(row)
 
 
-async def prune(session: AsyncSession, *, older_than: datetime) -> int:
-    """Delete events that occurred before ``older_than`` (the retention); how many went."""
-    result = await session.execute(delete(HostEvent).where(and_(HostEvent.occurred_at < older_than)))
+async def prune(session: AsyncSession, *, older_than: datetime, limit: int | None = None) -> int:
+    """Delete events that occurred before ``older_than`` (the retention), at most ``limit`` of them,
+    oldest first; how many went."""
+    expired = HostEvent.occurred_at < older_than
+    if limit is not None:
+        oldest = select(HostEvent.seq).where(expired).order_by(HostEvent.occurred_at).limit(limit)
+        expired = HostEvent.seq.in_(oldest.scalar_subquery())
+    result = await session.execute(
+        delete(HostEvent).where(expired).execution_options(synchronize_session=False)
+    )
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+PRUNE_BATCH = 500
+
+
+async def prune_expired(
+    db: Database,
+    retention_days: int,
+    *,
+    batch: int = PRUNE_BATCH,
+    pause_seconds: float = 0.05,
+    now: datetime | None = None,
+) -> int:
+    """Delete events older than ``retention_days``, ``batch`` per short transaction (through the index
+    on ``occurred_at``) with a pause between, so that writers are never held up; how many went."""
+    cutoff = (now or utcnow()) - timedelta(days=retention_days)
+    deleted = 0
+    while True:
+        async with db.writing() as session:
+            went = await prune(session, older_than=cutoff, limit=batch)
+        deleted += went
+        if went < batch:
+            return deleted
+        await asyncio.sleep(pause_seconds)

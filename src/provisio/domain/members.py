@@ -31,8 +31,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from provisio.db.models import Member, Person, Workspace, new_id, utcnow
-from provisio.domain import events, member_buckets, membership
+from provisio.domain import events, host_events, member_buckets, member_events, membership
 from provisio.domain.errors import DomainError, Kind, Reason
+from provisio.domain.host_events import Actor
 from provisio.domain.uniqueness import conflict_on, flush_or_conflict
 from provisio.domain.workspaces import WorkspaceIdentity, WorkspaceRef
 
@@ -205,8 +206,15 @@ async def _flush_unique(session: AsyncSession, user_name: str) -> None:
 
 
 async def create_member(
-    session: AsyncSession, workspace: WorkspaceRef, doc: dict[str, Any], *, actor: str = "SCIM client"
+    session: AsyncSession,
+    workspace: WorkspaceRef,
+    doc: dict[str, Any],
+    *,
+    by: Actor,
+    actor: str = "SCIM client",
 ) -> Member:
+    """A new member, with its ``member.created`` event (``by`` made it; ``actor`` is how the seat ledger
+    names them)."""
     doc = _clean(doc)
     _check_lengths(doc)
     await _ensure_user_name_free(session, workspace, doc["userName"], None)
@@ -220,6 +228,7 @@ async def create_member(
         needs_seat=True,
         find_person=_person_for,
         actor=actor,
+        by=by,
     )
     now = utcnow()
     member = Member(
@@ -235,7 +244,34 @@ async def create_member(
     session.add(member)
     await _flush_unique(session, doc["userName"])
     await _count_members(session, workspace, member.id, +1)
+    await host_events.emit(session, **_member_event(host_events.MEMBER_CREATED, member, by))
     return member
+
+
+def _member_event(
+    type: str,
+    member: Member,
+    by: Actor,
+    *,
+    row: dict[str, Any] | None = None,
+    changed: list[str] | None = None,
+) -> dict[str, Any]:
+    """The ``host_events.row_values`` arguments of ``member``'s event, built from what is in memory (no
+    read): its columns, or ``row``, the new ones, when they are not on ``member`` yet."""
+    new = row or {}
+    modified_at = new.get("modified_at", member.modified_at)
+    snapshot = member_events.snapshot(
+        member.id,
+        new.get("doc", member.doc),
+        active=new.get("active", member.active),
+        created_at=member.created_at,
+        modified_at=modified_at,
+        version=new.get("version", member.version),
+    )
+    data: dict[str, Any] = {"member": snapshot}
+    if changed is not None:
+        data["changed"] = changed
+    return {"type": type, "workspace_id": member.workspace_id, "actor": by, "data": data, "at": modified_at}
 
 
 async def _count_members(session: AsyncSession, workspace: WorkspaceRef, member_id: str, delta: int) -> None:
@@ -324,19 +360,33 @@ def plan_replacement(member: Member, doc: dict[str, Any]) -> Replacement:
     return Replacement(changed=True, renamed=renamed, readmits=email_changed or reactivating, values=values)
 
 
+def _replacement_event(member: Member, plan: Replacement, by: Actor) -> dict[str, Any]:
+    """The host event of ``plan`` applied to ``member`` (as read, before the change): ``member.updated``,
+    or ``…deactivated``/``…reactivated`` when ``active`` moves, with every attribute that changed."""
+    return _member_event(
+        member_events.change_type(member.active, plan.values["active"]),
+        member,
+        by,
+        row=plan.values,
+        changed=member_events.changed_attributes(member.doc, plan.values["doc"]),
+    )
+
+
 async def replace_member(
     session: AsyncSession,
     workspace: WorkspaceRef,
     member: Member,
     doc: dict[str, Any],
     *,
+    by: Actor,
     actor: str = "SCIM client",
 ) -> bool:
-    """Replace the member's document (its row locked by ``get_member(lock=True)``); returns whether
-    anything changed (the version moves only then)."""
+    """Replace the member's document (its row locked by ``get_member(lock=True)``) and write its host
+    event; returns whether anything changed (the version moves, and an event is written, only then)."""
     plan = plan_replacement(member, doc)
     if not plan.changed:
         return False
+    event = _replacement_event(member, plan, by)
     values = dict(plan.values)
     if plan.renamed:
         await _ensure_user_name_free(session, workspace, values["user_name"], member.id)
@@ -351,6 +401,7 @@ async def replace_member(
             needs_seat=values["active"] and not member.active,
             find_person=_person_for,
             actor=actor,
+            by=by,
         )
         values["person_id"] = person.id if person else None
     if plan.renamed:
@@ -359,6 +410,7 @@ async def replace_member(
             await _update_row(session, member, values)
     else:
         await _update_row(session, member, values)
+    await host_events.emit(session, **event)
     return True
 
 
@@ -380,36 +432,48 @@ _REPLACED = (
     .returning(_MEMBERS.c.id, _MEMBERS.c.user_name)
     .cte("replaced")
 )
+# The host event is inserted by a CTE of the same statement: PostgreSQL runs every data-modifying CTE,
+# referenced or not, and it inserts a row only when "replaced" has one.
+_HOST_EVENT = host_events.insert_from(_REPLACED, "postgresql").cte("host_event")
 _REPLACE_AND_LOG: Insert = (
     events.insert_from(_REPLACED, member_id=_REPLACED.c.id, user_name=_REPLACED.c.user_name)
-    .add_cte(_REPLACED)
+    .add_cte(_REPLACED, _HOST_EVENT)
     .returning(literal_column("1"))
 )
 
 
 async def replace_member_if_current(
-    session: AsyncSession, workspace: WorkspaceRef, member: Member, plan: Replacement, event: events.Event
+    session: AsyncSession,
+    workspace: WorkspaceRef,
+    member: Member,
+    plan: Replacement,
+    event: events.Event,
+    *,
+    by: Actor,
 ) -> bool:
-    """Apply a ``plain`` replacement and write ``event`` for it in one statement, in an autocommit
-    session: nothing to lock and no transaction to begin or commit, so a PostgreSQL PUT or PATCH costs
-    two round trips instead of five. False when the row moved on since ``member`` was read (or is
-    gone): then nothing was written, and the caller takes the locking path."""
+    """Apply a ``plain`` replacement and write ``event`` and its host event for it in one statement, in
+    an autocommit session: nothing to lock and no transaction to begin or commit, so a PostgreSQL PUT or
+    PATCH costs two round trips instead of five. False when the row moved on since ``member`` was read
+    (or is gone): then nothing was written, and the caller takes the locking path."""
     assert plan.changed and plan.plain
     params = {f"new_{name}": value for name, value in plan.values.items()}
     params.update(scope_workspace=workspace.id, scope_member=member.id, read_version=member.version)
     params.update(event.params())
+    params.update(host_events.from_params(host_events.row_values(**_replacement_event(member, plan, by))))
     if (await session.execute(_REPLACE_AND_LOG, params)).first() is None:
         return False
     _mirror(member, plan.values)
     return True
 
 
-async def delete_member(session: AsyncSession, workspace: WorkspaceRef, member: Member) -> None:
-    """Deactivate and unlink: SCIM no longer sees the member; the data stays for the workspace."""
+async def delete_member(session: AsyncSession, workspace: WorkspaceRef, member: Member, *, by: Actor) -> None:
+    """Deactivate and unlink: SCIM no longer sees the member; the data stays for the workspace. Its
+    ``member.deleted`` event shows the member's last document, and ``active`` false."""
     now = utcnow()
     values = {"active": False, "deleted_at": now, "modified_at": now, "version": member.version + 1}
     await _update_row(session, member, values)
     await _count_members(session, workspace, member.id, -1)
+    await host_events.emit(session, **_member_event(host_events.MEMBER_DELETED, member, by))
 
 
 # Built once per columns tuple. The cache keeps each tuple alive, so no other column can take over the

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from provisio.db.models import Member, Person
 from provisio.domain import domains, seats
 from provisio.domain.errors import DomainError, Kind, Reason
+from provisio.domain.host_events import Actor
 from provisio.domain.workspaces import WorkspaceRef
 
 PersonFinder = Callable[[AsyncSession, str | None], Awaitable[Person | None]]
@@ -67,11 +68,13 @@ async def admit(
     needs_seat: bool,
     find_person: PersonFinder,
     actor: str,
+    by: Actor,
 ) -> Person | None:
     """Check every rule for a member about to be written; returns the person to link it to.
 
     ``active``: the member is active after the write; ``needs_seat``: it was not active before (a
-    create or a reactivation). Raises ``DomainError`` (400, 409 or 403) when a rule refuses.
+    create or a reactivation). A seat bought by auto-charge is ``by``'s. Raises ``DomainError`` (400,
+    409 or 403) when a rule refuses.
     """
     locked = await seats.lock_workspace(session, workspace.id)
     await domains.check_member_email(session, locked, email)
@@ -80,5 +83,5 @@ async def admit(
         await lock_person(session, person.id)
         await ensure_not_active_elsewhere(session, locked.id, person, email or person.email)
     if active and needs_seat:
-        await seats.take_seat(session, locked, user_name=user_name, actor=actor)
+        await seats.take_seat(session, locked, user_name=user_name, actor=actor, by=by)
     return person

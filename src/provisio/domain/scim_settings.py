@@ -5,12 +5,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from provisio.config import Settings
 from provisio.db.models import Workspace
+from provisio.domain import host_events
 from provisio.domain.domains import require_verified_domain_for_scim
 from provisio.domain.errors import DomainError, Kind
+from provisio.domain.host_events import Actor
 from provisio.domain.scim_credentials import revoke_bearer_tokens, revoke_oauth
 from provisio.domain.scim_methods import ScimMethod
 from provisio.domain.workspace_state import ensure_changeable
@@ -41,16 +45,35 @@ def parse_method(value: str) -> ScimMethod:
         raise DomainError(Kind.INVALID, f"Unknown authentication method {value!r}: use {choices}.") from None
 
 
-async def set_enabled(session: AsyncSession, workspace: Workspace, enabled: bool) -> None:
+async def set_enabled(session: AsyncSession, workspace: Workspace, enabled: bool, *, by: Actor) -> bool:
     """Turning SCIM off refuses every credential at once (members are kept); turning it on restores them.
+    A change is told to the host (``workspace.scim_enabled`` / ``…scim_disabled``, ``by`` whom); returns
+    whether it was one.
 
     SCIM can be turned on only once the workspace has a verified domain: its members
     could not be provisioned otherwise."""
     ensure_changeable(workspace)
     if enabled:
         await require_verified_domain_for_scim(session, workspace)
-    workspace.scim_enabled = enabled
-    await session.flush()
+    # Conditional, so that of two concurrent identical changes one finds nothing to change (PostgreSQL
+    # re-checks the condition once the first commits) and the host hears of it once.
+    result = await session.execute(
+        update(Workspace)
+        .where(Workspace.id == workspace.id, Workspace.scim_enabled != enabled)
+        .values(scim_enabled=enabled)
+        .execution_options(synchronize_session=False)
+    )
+    set_committed_value(workspace, "scim_enabled", enabled)
+    changed = int(getattr(result, "rowcount", 0) or 0) > 0
+    if changed:
+        await host_events.emit(
+            session,
+            type=host_events.WORKSPACE_SCIM_ENABLED if enabled else host_events.WORKSPACE_SCIM_DISABLED,
+            workspace_id=workspace.id,
+            actor=by,
+            data={"scim_enabled": enabled, "method": workspace.scim_auth_method},
+        )
+    return changed
 
 
 async def set_method(session: AsyncSession, workspace: Workspace, method: ScimMethod) -> bool:

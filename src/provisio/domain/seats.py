@@ -23,7 +23,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from provisio.db.models import Member, SeatLedgerEntry, Workspace, utcnow
+from provisio.domain import host_events
 from provisio.domain.errors import DomainError, Kind, Reason
+from provisio.domain.host_events import Actor
 from provisio.domain.workspace_state import ensure_changeable
 
 MAX_PURCHASED = 1_000_000
@@ -34,6 +36,9 @@ SETTINGS_HINT = "Workspace settings"
 # How the ledger names who changed the count: the operator on the command line; an admin in the console
 # is "<e-mail> (console)" and an identity provider its client (``scim.auth.Caller.actor``).
 OPERATOR_CLI = "operator (CLI)"
+# How a ``seats.purchased`` event says the seats were bought.
+HOW_AUTO_CHARGE = "auto_charge"
+HOW_MANUAL = "manual"
 
 
 async def lock_workspace(session: AsyncSession, workspace_id: str) -> Workspace:
@@ -78,9 +83,11 @@ async def usage(session: AsyncSession, workspace: Workspace) -> SeatUsage:
     )
 
 
-def _record(
-    session: AsyncSession, workspace: Workspace, delta: int, kind: str, reason: str, actor: str
+async def _record(
+    session: AsyncSession, workspace: Workspace, delta: int, kind: str, reason: str, actor: str, by: Actor
 ) -> SeatLedgerEntry:
+    """Every change of the purchased count: a ledger entry, and its ``seats.purchased`` event (``delta``
+    is negative only when the operator lowers the count, ``set_purchased``)."""
     workspace.seats_purchased += delta
     entry = SeatLedgerEntry(
         workspace_id=workspace.id,
@@ -92,6 +99,19 @@ def _record(
         actor=actor[:200],
     )
     session.add(entry)
+    await host_events.emit(
+        session,
+        type=host_events.SEATS_PURCHASED,
+        workspace_id=workspace.id,
+        actor=by,
+        data={
+            "quantity": delta,
+            "total": entry.seats_after,
+            "how": HOW_AUTO_CHARGE if kind == KIND_AUTO_CHARGE else HOW_MANUAL,
+            "reason": entry.reason,
+        },
+        at=entry.at,
+    )
     return entry
 
 
@@ -109,7 +129,7 @@ def no_free_seat(workspace: Workspace, used: int) -> DomainError:
 
 
 async def take_seat(
-    session: AsyncSession, workspace: Workspace, *, user_name: str, actor: str
+    session: AsyncSession, workspace: Workspace, *, user_name: str, actor: str, by: Actor
 ) -> SeatLedgerEntry | None:
     """Make room for one more active member of ``workspace`` (locked by ``lock_workspace``).
 
@@ -125,12 +145,13 @@ async def take_seat(
             used + 1 - workspace.seats_purchased
         )  # 1 unless seats were below usage before that was refused
         if cap is None or workspace.seats_purchased + delta <= cap:
-            return _record(session, workspace, delta, KIND_AUTO_CHARGE, f"auto-charge for {user_name}", actor)
+            reason = f"auto-charge for {user_name}"
+            return await _record(session, workspace, delta, KIND_AUTO_CHARGE, reason, actor, by)
     raise no_free_seat(workspace, used)
 
 
 async def buy_seats(
-    session: AsyncSession, workspace: Workspace, count: int, *, actor: str, reason: str = ""
+    session: AsyncSession, workspace: Workspace, count: int, *, actor: str, by: Actor, reason: str = ""
 ) -> SeatLedgerEntry:
     """Buy ``count`` seats by hand (never limited by the auto-charge maximum)."""
     if count < 1:
@@ -139,13 +160,14 @@ async def buy_seats(
     ensure_changeable(locked)
     if locked.seats_purchased + count > MAX_PURCHASED:
         raise DomainError(Kind.INVALID, f"A workspace can have at most {MAX_PURCHASED} seats.")
-    entry = _record(session, locked, count, KIND_PURCHASE, reason or f"bought {count} seat(s)", actor)
+    reason = reason or f"bought {count} seat(s)"
+    entry = await _record(session, locked, count, KIND_PURCHASE, reason, actor, by)
     await session.flush()
     return entry
 
 
 async def set_purchased(
-    session: AsyncSession, workspace: Workspace, purchased: int, *, actor: str, reason: str = ""
+    session: AsyncSession, workspace: Workspace, purchased: int, *, actor: str, by: Actor, reason: str = ""
 ) -> SeatLedgerEntry | None:
     """The operator's override of the purchased count. Never below the seats in use: the members using
     them would hold seats nobody bought, and the next create would charge for them all at once."""
@@ -163,13 +185,14 @@ async def set_purchased(
             f"Workspace {locked.name} has {used} active members, each using a seat: the purchased count "
             f"cannot go below {used}. Deactivate members first (or set {used} or more).",
         )
-    entry = _record(session, locked, delta, KIND_OPERATOR, reason or f"set to {purchased} seat(s)", actor)
+    reason = reason or f"set to {purchased} seat(s)"
+    entry = await _record(session, locked, delta, KIND_OPERATOR, reason, actor, by)
     await session.flush()
     return entry
 
 
 async def initial_purchase(
-    session: AsyncSession, workspace: Workspace, count: int, *, actor: str
+    session: AsyncSession, workspace: Workspace, count: int, *, actor: str, by: Actor
 ) -> SeatLedgerEntry | None:
     """The seats a new workspace starts with, as its first ledger entry (none for zero). Not capped by
     ``MAX_PURCHASED``, which bounds later changes: an operator may start a workspace larger."""
@@ -177,7 +200,8 @@ async def initial_purchase(
         raise DomainError(Kind.INVALID, "The seat count cannot be negative.")
     if count == 0:
         return None
-    entry = _record(session, workspace, count, KIND_PURCHASE, f"initial purchase of {count} seat(s)", actor)
+    reason = f"initial purchase of {count} seat(s)"
+    entry = await _record(session, workspace, count, KIND_PURCHASE, reason, actor, by)
     await session.flush()
     return entry
 

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from provisio.db.models import Workspace, utcnow
 from provisio.domain.errors import DomainError, Kind
+from provisio.domain.host_events import CLI_ACTOR, Actor
 from provisio.domain.seats import OPERATOR_CLI, initial_purchase
 from provisio.domain.workspace_state import ensure_changeable
 
@@ -58,11 +59,18 @@ def slugify(name: str) -> str:
 
 
 async def create_workspace(
-    session: AsyncSession, name: str, *, key: str | None = None, seats: int = 0, actor: str = OPERATOR_CLI
+    session: AsyncSession,
+    name: str,
+    *,
+    key: str | None = None,
+    seats: int = 0,
+    actor: str = OPERATOR_CLI,
+    by: Actor = CLI_ACTOR,
 ) -> Workspace:
     """A new workspace with SCIM off (it needs a verified domain first); its ``seats`` are its first
-    ledger entry, bought by ``actor``. Without ``key``, one is made from the name (with a random suffix
-    when taken: compare ``workspace.key`` with ``slugify(name)``)."""
+    ledger entry (and ``seats.purchased`` event), bought by ``actor`` (``by``). Without ``key``, one is
+    made from the name (with a random suffix when taken: compare ``workspace.key`` with
+    ``slugify(name)``)."""
     name = name.strip()
     if not name:
         raise DomainError(Kind.INVALID, "A workspace needs a name.")
@@ -83,7 +91,7 @@ async def create_workspace(
     workspace = Workspace(name=name, key=key, seats_purchased=0, scim_enabled=False)
     session.add(workspace)
     await session.flush()
-    await initial_purchase(session, workspace, seats, actor=actor)
+    await initial_purchase(session, workspace, seats, actor=actor, by=by)
     return workspace
 
 

@@ -30,6 +30,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from provisio.config import Settings
 from provisio.db.engine import Database
 from provisio.db.models import OutboxMessage, WorkerHeartbeat, utcnow
+from provisio.domain import host_events
 from provisio.metrics import MAILS_FAILED, MAILS_SENT
 from provisio.notify import outbox
 from provisio.notify.failures import flush_due_digests
@@ -45,7 +46,8 @@ FORGET_WORKERS_AFTER = timedelta(days=1)
 # The running worker beats this often (or at a third of the health's maximum age, if that is shorter)
 # from a task of its own, so a batch of slow SMTP sends never makes a working worker look dead.
 HEARTBEAT_SECONDS = 10.0
-# Sent and given-up rows older than PROVISIO_OUTBOX_RETENTION_DAYS are pruned this often by the loop.
+# Sent and given-up rows older than PROVISIO_OUTBOX_RETENTION_DAYS, and host events older than
+# PROVISIO_EVENT_RETENTION_DAYS, are pruned this often by the loop.
 PRUNE_INTERVAL_SECONDS = 3600.0
 
 
@@ -127,8 +129,8 @@ class OutboxWorker:
                 log.warning("outbox.heartbeat_failed", worker=self.worker_id, exc_info=True)
 
     async def prune_if_due(self) -> int:
-        """Prune sent and given-up rows past the retention, at most once per ``PRUNE_INTERVAL_SECONDS``;
-        how many were deleted."""
+        """Prune sent and given-up rows, and host events, past their retention, at most once per
+        ``PRUNE_INTERVAL_SECONDS``; how many rows were deleted."""
         now = asyncio.get_running_loop().time()
         if now < self._next_prune:
             return 0
@@ -137,7 +139,13 @@ class OutboxWorker:
         deleted = await outbox.prune(self.db, retention)
         if deleted:
             log.info("outbox.pruned", deleted=deleted, retention_days=retention, worker=self.worker_id)
-        return deleted
+        event_retention = self.settings.event_retention_days
+        events = await host_events.prune_expired(self.db, event_retention)
+        if events:
+            log.info(
+                "host_events.pruned", deleted=events, retention_days=event_retention, worker=self.worker_id
+            )
+        return deleted + events
 
     async def run_once(self) -> int:
         """Beat, enqueue the digests whose window ended, claim one batch and deliver it; how many rows

@@ -17,6 +17,7 @@ from provisio.db.models import Member, OAuthClient, OAuthToken, ScimToken, UTCDa
 from provisio.domain import members
 from provisio.domain.errors import Reason
 from provisio.domain.hashing import hash_secret
+from provisio.domain.host_events import IDP, Actor
 from provisio.domain.scim_methods import ScimMethod
 from provisio.domain.workspaces import WorkspaceIdentity
 from provisio.oauth.access import access_token_client
@@ -35,6 +36,13 @@ class Caller:
     # Which credential, and by which method: "<method>:<OAuth client id or bearer token id>", never a
     # secret (the provisioning log's credential).
     credential: str | None = None
+
+    @property
+    def event_actor(self) -> Actor:
+        """Who the host events name: the IdP by its OAuth client id or bearer token id (made only for
+        a write, not with every caller)."""
+        _, _, credential_id = (self.credential or "").partition(":")
+        return Actor(IDP, credential_id or None, self.actor)
 
 
 # Built once: statement construction costs more than running this indexed lookup.

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from provisio.config import Settings
 from provisio.db.engine import Database
 from provisio.domain import members
+from provisio.domain.host_events import Actor
 from provisio.domain.workspaces import WorkspaceIdentity
 from provisio.ratelimit import Limiter
 from provisio.scim.auth import Caller, WorkspaceDisabled, authenticate, authenticate_with_member
@@ -132,6 +133,11 @@ class ScimCall:
     def actor(self) -> str:
         assert self.caller is not None, "authenticate() first"
         return self.caller.actor
+
+    @property
+    def event_actor(self) -> Actor:
+        assert self.caller is not None, "authenticate() first"
+        return self.caller.event_actor
 
     def location(self, member_id: str) -> str:
         return f"{self.base}/Users/{member_id}"

@@ -214,7 +214,9 @@ async def _replace(call: ScimCall, action: str, member_id: str, build: DocumentB
         assert member is not None
         doc = build(member)
         if doc is not None:
-            await member_service.replace_member(session, call.workspace, member, doc, actor=call.actor)
+            await member_service.replace_member(
+                session, call.workspace, member, doc, actor=call.actor, by=call.event_actor
+            )
         return member
 
     return await _write(call, action, locked, status=200, member_id=member_id)
@@ -232,7 +234,7 @@ async def _replace_if_current(
         elif not plan.plain:
             return None
         elif not await member_service.replace_member_if_current(
-            session, call.workspace, member, plan, _success(call, action, 200, member)
+            session, call.workspace, member, plan, _success(call, action, 200, member), by=call.event_actor
         ):
             return None  # changed concurrently: the locking transaction takes over
     provisioning_event(action, SUCCESS)  # committed
@@ -387,7 +389,9 @@ async def create_user(call: ScimCall) -> Response:
 
     async def create(session: AsyncSession, _: Member | None) -> Member:
         doc = _user_document(body.get())
-        return await member_service.create_member(session, call.workspace, doc, actor=call.actor)
+        return await member_service.create_member(
+            session, call.workspace, doc, actor=call.actor, by=call.event_actor
+        )
 
     member = await _write(call, "create", create, status=201)
     return _resource_response(call, member, status=201)
@@ -445,7 +449,7 @@ async def delete_user(call: ScimCall, member_id: str) -> Response:
     async def delete(session: AsyncSession, member: Member | None) -> Member:
         assert member is not None
         member_service.check_version(member, if_match)
-        await member_service.delete_member(session, call.workspace, member)
+        await member_service.delete_member(session, call.workspace, member, by=call.event_actor)
         return member
 
     await _write(call, "delete", delete, status=204, member_id=member_id)

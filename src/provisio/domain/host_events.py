@@ -16,12 +16,23 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, delete, insert, literal_column, select, true, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    delete,
+    event,
+    insert,
+    literal_column,
+    select,
+    true,
+    tuple_,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from provisio.db.models import HostEvent, Workspace, utcnow
@@ -122,7 +133,27 @@ async def emit(
     values = row_values(type=type, workspace_id=workspace_id, actor=actor, data=data, at=at)
     dialect = session.get_bind().dialect.name
     await session.execute(insert_statement(dialect), [values])
+    if _listeners:
+        event.listen(session.sync_session, "after_commit", _committed, once=True)
     return str(values["id"])
+
+
+# Readers in this process that want to know at once when a transaction that emitted commits (the
+# webhook fan-out registers one while some endpoint listens), instead of at their next poll.
+_listeners: set[Callable[[], None]] = set()
+
+
+def add_listener(callback: Callable[[], None]) -> None:
+    _listeners.add(callback)
+
+
+def remove_listener(callback: Callable[[], None]) -> None:
+    _listeners.discard(callback)
+
+
+def _committed(_session: Any) -> None:
+    for callback in list(_listeners):
+        callback()
 
 
 @dataclass(frozen=True, order=True)
@@ -230,6 +261,20 @@ async def read_after(
         query = query.where(HostEvent.type.in_(sorted(types)))
     rows = (await session.execute(query.limit(limit))).all()
     return [_stored(row) for row in rows]
+
+
+async def latest_position(session: AsyncSession) -> Position | None:
+    """The position of the newest event a reader may return now (None: there is none)."""
+    dialect = session.get_bind().dialect.name
+    row = (
+        await session.execute(
+            select(HostEvent.txid, HostEvent.seq)
+            .where(_horizon(dialect))
+            .order_by(HostEvent.txid.desc(), HostEvent.seq.desc())
+            .limit(1)
+        )
+    ).first()
+    return None if row is None else Position(row.txid, row.seq)
 
 
 async def get_event(session: AsyncSession, event_id: str) -> StoredEvent | None:

@@ -6,9 +6,11 @@ from fastapi import FastAPI
 
 from provisio.api.problems import install_problems
 from provisio.api.routes import router
+from provisio.api.webhooks import router as webhooks_router
 
 
 def install_api(app: FastAPI) -> None:
     """After the console: the API's error handlers answer its own paths and hand the rest back."""
     app.include_router(router)
-    install_problems(app, router.routes)
+    app.include_router(webhooks_router)
+    install_problems(app, [*router.routes, *webhooks_router.routes])

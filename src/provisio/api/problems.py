@@ -53,13 +53,15 @@ TYPES = {
 
 
 class Problem(Exception):
-    """An API refusal that is not a domain rule's (authentication, a malformed cursor)."""
+    """An API refusal that is not a domain rule's (authentication, a malformed cursor); ``extra``:
+    members of the problem document beside the standard ones (e.g. ``errors``)."""
 
-    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None, **extra: Any) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
         self.headers = headers
+        self.extra = extra
 
 
 def is_api(path: str) -> bool:
@@ -157,7 +159,7 @@ def install_problems(app: FastAPI, routes: Sequence[BaseRoute]) -> None:
 
     async def on_problem(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Problem)
-        return problem(request, exc.status, exc.detail, headers=exc.headers)
+        return problem(request, exc.status, exc.detail, headers=exc.headers, **exc.extra)
 
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(RequestValidationError, on_validation)

@@ -59,6 +59,7 @@ async def console(app: Any, db: Database) -> Console:
     settings_path = f"/console/workspaces/{tenant.key}/settings/advanced"
     admins_path = f"/console/workspaces/{tenant.key}/admins"
     notifications_path = f"/console/workspaces/{tenant.key}/notifications"
+    webhooks_path = f"/console/workspaces/{tenant.key}/webhooks"
     pages = [
         members_path(tenant),
         billing_path(tenant),
@@ -66,6 +67,7 @@ async def console(app: Any, db: Database) -> Console:
         settings_path,
         admins_path,
         notifications_path,
+        webhooks_path,
     ]
     for path in pages:
         r = await browser.get(path)

@@ -592,7 +592,8 @@ async def disable_endpoint(
 def _disabled_told(endpoint: WebhookEndpoint, reason: str) -> None:
     scope = "workspace" if endpoint.workspace_id else "deployment"
     webhook_endpoint_disabled(scope)
-    log.warning(
+    # The operator's alert: a logger of its own, looked up now (a rare line; tests can capture it).
+    structlog.get_logger("provisio.webhooks.alert").warning(
         "webhook.endpoint_disabled",
         endpoint=endpoint.id,
         url=rules.shown_url(endpoint.url),

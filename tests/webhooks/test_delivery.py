@@ -23,7 +23,7 @@ from provisio.domain import host_events
 from provisio.metrics import WEBHOOK_ATTEMPTS
 from tests.conftest import Tenant, make_tenant
 from tests.notify.conftest import eventually, running
-from tests.webhooks.conftest import ENDPOINTS, attempts_of, emit, register, worker
+from tests.webhooks.conftest import ENDPOINTS, OPERATOR, attempts_of, emit, register, worker
 from tests.webhooks.receiver import Received, Receiver
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -271,3 +271,47 @@ async def test_the_test_ping_is_signed_and_logged_but_is_no_host_event(
 
 async def _has_attempts(db: Database, endpoint_id: str, n: int) -> bool:
     return len(await attempts_of(db, endpoint_id)) >= n
+
+
+async def test_a_commit_that_emits_wakes_the_worker(
+    db: Database,
+    private_client: httpx.AsyncClient,
+    api: dict[str, str],
+    wh_settings: Settings,
+    receiver: Receiver,
+) -> None:
+    """A transaction that emits calls the listeners once it has committed (never when it rolls back);
+    the worker listens while it knows of an enabled endpoint, so a change of its own process is
+    delivered at once rather than at the next poll."""
+    tenant = await make_tenant(db, "Wake")
+    calls: list[str] = []
+
+    def listener() -> None:
+        calls.append("woken")
+
+    host_events.add_listener(listener)
+    try:
+        async with db.writing() as session:
+            await host_events.emit(
+                session, type=host_events.SEATS_PURCHASED, workspace_id=tenant.id, actor=OPERATOR, data={}
+            )
+            assert calls == []
+        assert calls == ["woken"]
+        with pytest.raises(RuntimeError):
+            async with db.writing() as session:
+                await host_events.emit(
+                    session, type=host_events.SEATS_PURCHASED, workspace_id=tenant.id, actor=OPERATOR, data={}
+                )
+                raise RuntimeError("rolled back")
+        assert calls == ["woken"]
+    finally:
+        host_events.remove_listener(listener)
+
+    await register(private_client, api, f"{receiver.url}/wake")
+    hooks = worker(db, wh_settings.model_copy(update={"outbox_poll_seconds": 60.0}))
+    first = await emit(db, tenant.id, 1)
+    async with running(hooks):
+        await eventually(lambda: len(receiver.answered()) == 1)
+        assert hooks.wake in host_events._listeners
+    assert hooks.wake not in host_events._listeners
+    assert [r.event["id"] for r in receiver.answered()] == [first]

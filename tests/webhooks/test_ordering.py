@@ -14,6 +14,7 @@ from provisio.db.engine import Database
 from provisio.db.models import OutboxMessage, utcnow
 from provisio.notify import outbox
 from provisio.notify.outbox import Ordered
+from provisio.notify.worker import outbox_health
 from tests.notify.conftest import empty_outbox, eventually
 from tests.notify.helpers import enqueue_many
 
@@ -164,3 +165,18 @@ async def test_a_stale_lease_of_a_head_makes_it_due_again(db: Database) -> None:
         db, "survivor", kinds=[outbox.WEBHOOK], limit=5, lease_seconds=60, now=later
     )
     assert [item.id for item in again] == [head.id]
+
+
+async def test_webhook_rows_never_make_the_outbox_look_stuck(db: Database) -> None:
+    """A receiver that is down is its owner's problem: /readyz's outbox check counts e-mail only."""
+    await _enqueue(db, "down", "down")
+    async with db.writing() as session:
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.kind == outbox.WEBHOOK, OutboxMessage.available_at != outbox.WAITING)
+            .values(available_at=utcnow() - timedelta(hours=2))
+        )
+    health = await outbox_health(db)
+    assert (health["depth"], health["due"], health["oldest_due_age_seconds"]) == (0, 0, None)
+    await enqueue_many(db, 1, "counted")
+    assert (await outbox_health(db))["depth"] == 1

@@ -856,7 +856,10 @@ def worker(
             outbox_worker = OutboxWorker(db, settings)
             if once:
                 try:
-                    while await outbox_worker.run_once() >= settings.outbox_batch_size:
+                    while (
+                        await outbox_worker.run_once() >= settings.outbox_batch_size
+                        or outbox_worker.left_due()
+                    ):
                         pass
                 finally:
                     await outbox_worker.close()

@@ -308,10 +308,47 @@ async def test_a_commit_that_emits_wakes_the_worker(
         host_events.remove_listener(listener)
 
     await register(private_client, api, f"{receiver.url}/wake")
-    hooks = worker(db, wh_settings.model_copy(update={"outbox_poll_seconds": 60.0}))
+    hooks = worker(db, wh_settings)
     first = await emit(db, tenant.id, 1)
     async with running(hooks):
         await eventually(lambda: len(receiver.answered()) == 1)
         assert hooks.wake in host_events._listeners
     assert hooks.wake not in host_events._listeners
     assert [r.event["id"] for r in receiver.answered()] == [first]
+
+
+async def test_a_long_run_of_one_key_is_handed_back_and_goes_on_at_once(
+    db: Database,
+    private_client: httpx.AsyncClient,
+    api: dict[str, str],
+    wh_settings: Settings,
+    receiver: Receiver,
+) -> None:
+    """A worker delivers a key's rows one after another without claiming each, but gives the key back
+    after a while (so other keys get their turn) and takes it up again at once, not at the next poll."""
+    tenant = await make_tenant(db, "Long")
+    await register(private_client, api, f"{receiver.url}/long")
+    async with db.writing() as session:
+        emitted = [
+            await host_events.emit(
+                session,
+                type=host_events.SEATS_PURCHASED,
+                workspace_id=tenant.id,
+                actor=OPERATOR,
+                data={"n": n},
+            )
+            for n in range(250)
+        ]
+    # Readable by the fan-out before the worker starts (on PostgreSQL a transaction running anywhere on
+    # the server holds new events back), so that its first pass finds them and no poll is needed.
+    await eventually(lambda: _readable(db, emitted[-1], tenant.id))
+    polls_a_minute = wh_settings.model_copy(update={"outbox_poll_seconds": 60.0})
+    async with running(worker(db, polls_a_minute)):
+        await eventually(lambda: len(receiver.answered()) == 250, within=60)
+    assert [r.event["id"] for r in receiver.answered()] == emitted
+
+
+async def _readable(db: Database, event_id: str, workspace_id: str) -> bool:
+    async with db.reading() as session:
+        events = await host_events.read_after(session, limit=100_000, workspace_id=workspace_id)
+    return event_id in {e.id for e in events}

@@ -66,7 +66,7 @@ async def test_a_worker_killed_mid_delivery_loses_nothing(
     )
     await receiver.start()
     # Registered after the events occurred would give it none: replay them to it instead.
-    endpoint = await register(private_client, api, f"{receiver.url}/k")
+    endpoint = await register(private_client, api, f"{receiver.url}/k", workspace=tenant.key)
     r = await private_client.post(
         f"/api/v1/webhook-endpoints/{endpoint['id']}/replay",
         json={"since": "2000-01-01T00:00:00Z"},

@@ -47,7 +47,7 @@ import httpcore
 import httpx
 import orjson
 import structlog
-from sqlalchemy import select
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from standardwebhooks import Webhook
@@ -73,6 +73,9 @@ USER_AGENT = f"provisio-webhooks/{__version__}"
 RESPONSE_EXCERPT_BYTES = 1024
 # Fan-out rounds of one worker pass when events keep coming (each is a transaction of its own).
 FANOUT_ROUNDS_PER_PASS = 20
+# A delivery hands its key's next row straight to the same worker, up to this many rows or seconds.
+CHAIN_ROWS = 100
+CHAIN_SECONDS = 2.0
 
 
 # --- the fan-out -------------------------------------------------------------------------------------
@@ -416,16 +419,24 @@ class WebhookDeliverer:
 
     async def deliver(
         self, item: Claimed, worker_id: str, *, go_on: Callable[[Claimed], bool] = lambda _: True
-    ) -> None:
+    ) -> bool:
         """Deliver ``item``; then, as long as each delivery hands over the next row of its ordering key
-        and ``go_on`` agrees, that one too (no claim in between)."""
+        and ``go_on`` agrees, that one too (no claim in between), for at most ``CHAIN_ROWS`` rows and
+        ``CHAIN_SECONDS``: then the next is given back (and True returned: it is due now), so that one
+        busy key never keeps the worker from claiming the others' rows."""
+        started = time.monotonic()
         current: Claimed | None = item
+        done = 0
         while current is not None:
             following = await self.attempt(current, worker_id)
-            if following is not None and not go_on(following):
+            done += 1
+            if following is None:
+                return False
+            if done >= CHAIN_ROWS or time.monotonic() - started >= CHAIN_SECONDS or not go_on(following):
                 await outbox.release(self.db, [following.id], worker_id)
-                return
+                return True
             current = following
+        return False
 
     async def attempt(self, item: Claimed, worker_id: str) -> Claimed | None:
         """One attempt, recorded; the next row of the key when it was handed over to this worker."""
@@ -518,23 +529,26 @@ class WebhookDeliverer:
                     # First, as every transaction that changes an endpoint's queued rows does: the
                     # fan-out and replays take it before they lock rows, so no cycle can form.
                     await rules.lock_fanout(session)
-                if not await _endpoint_still_there(session, endpoint.id):
-                    return None  # deleted meanwhile, with its queued rows
-                session.add(
-                    WebhookAttempt(
-                        endpoint_id=endpoint.id,
-                        event_id=target.event_id,
-                        event_type=target.event_type or "unknown",
-                        workspace_id=target.workspace_id,
-                        attempt=item.attempts + 1,
-                        started_at=outcome.started_at,
-                        duration_ms=outcome.duration_ms,
-                        outcome=rules.DELIVERED if outcome.delivered else rules.FAILED,
-                        http_status=outcome.http_status,
-                        error=outcome.error,
-                        response_body=outcome.body,
-                        next_retry_at=retry_at,
-                    )
+                # Its foreign key holds the endpoint (on PostgreSQL a deletion waits for this commit);
+                # an endpoint deleted already fails it, and there is nothing left to record.
+                await session.execute(
+                    insert(WebhookAttempt),
+                    [
+                        {
+                            "endpoint_id": endpoint.id,
+                            "event_id": target.event_id,
+                            "event_type": target.event_type or "unknown",
+                            "workspace_id": target.workspace_id,
+                            "attempt": item.attempts + 1,
+                            "started_at": outcome.started_at,
+                            "duration_ms": outcome.duration_ms,
+                            "outcome": rules.DELIVERED if outcome.delivered else rules.FAILED,
+                            "http_status": outcome.http_status,
+                            "error": outcome.error,
+                            "response_body": outcome.body,
+                            "next_retry_at": retry_at,
+                        }
+                    ],
                 )
                 if outcome.delivered:
                     if await outbox.mark_sent_in(session, item.id, now=now) and item.ordering_key:
@@ -554,20 +568,11 @@ class WebhookDeliverer:
                             session, self.settings, endpoint.id, disable, now=now
                         )
         except IntegrityError:
-            # The endpoint went between the check and the insert (SQLite only: PostgreSQL's check
-            # holds it): nothing is left to record.
             log.info("webhook.endpoint_gone", endpoint=endpoint.id)
             return None
         if disabled is not None:
             _disabled_told(disabled, disable or "")
         return following
-
-
-async def _endpoint_still_there(session: AsyncSession, endpoint_id: str) -> bool:
-    query = select(WebhookEndpoint.id).where(WebhookEndpoint.id == endpoint_id)
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(read=True, key_share=True)  # a deletion waits for this commit
-    return await session.scalar(query) is not None
 
 
 # --- disabling ---------------------------------------------------------------------------------------

@@ -110,6 +110,7 @@ class OutboxWorker:
         self.sent = 0
         self.failed = 0
         self._last_beat: float | None = None  # loop time of this worker's last beat
+        self._again = False  # the last pass left rows due (a full fan-out batch, a key handed back)
         self._listening = False  # woken by host events' commits (while some endpoint is enabled)
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
@@ -220,6 +221,13 @@ class OutboxWorker:
                 self._listen(result.endpoints > 0)
             if not result.full or self._stop.is_set():
                 return
+        self._again = True
+
+    def left_due(self) -> bool:
+        """Whether the last pass left rows due that a claim did not take (a full fan-out, a key's
+        deliveries handed back); asking resets it."""
+        again, self._again = self._again, False
+        return again
 
     def _listen(self, on: bool) -> None:
         if on and not self._listening:
@@ -252,7 +260,8 @@ class OutboxWorker:
             return
         delivered, failed = self.webhooks.delivered, self.webhooks.failed
         try:
-            await self.webhooks.deliver(item, self.worker_id, go_on=self._time_for)
+            if await self.webhooks.deliver(item, self.worker_id, go_on=self._time_for):
+                self._again = True
         except Exception:  # its lease runs out and it is tried again; the other rows go on
             log.exception("webhook.delivery_failed", outbox_id=item.id, worker=self.worker_id)
         finally:
@@ -336,8 +345,8 @@ class OutboxWorker:
                     await self.prune_if_due()
                 except Exception:  # pruning is housekeeping: it must never stop the deliveries
                     log.exception("outbox.prune_failed", worker=self.worker_id)
-                if claimed >= self.settings.outbox_batch_size:
-                    continue  # a full batch: more may be due
+                if claimed >= self.settings.outbox_batch_size or self.left_due():
+                    continue  # a full batch, or rows left due: more may be due
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.settings.outbox_poll_seconds)
         finally:

@@ -15,7 +15,7 @@ from provisio.domain import webhooks as rules
 from provisio.notify import webhooks as delivery
 from tests.conftest import make_tenant
 from tests.notify.conftest import eventually, running
-from tests.webhooks.conftest import ENDPOINTS, emit, endpoint_row, register, worker
+from tests.webhooks.conftest import ENDPOINTS, attempts_of, emit, endpoint_row, register, worker
 from tests.webhooks.receiver import Receiver
 
 
@@ -127,3 +127,27 @@ async def test_a_replay_is_bounded_and_says_where_to_go_on(
     async with db.writing() as session:
         done = await delivery.replay(session, row, since=since, until=fourth.events[0].occurred_at)
     assert (done.enqueued, done.next_since) == (3, None)
+
+
+async def test_an_answer_that_is_not_text_is_kept_in_part_and_safely(
+    db: Database,
+    private_client: httpx.AsyncClient,
+    api: dict[str, str],
+    wh_settings: Settings,
+    receiver: Receiver,
+) -> None:
+    tenant = await make_tenant(db, "Binary")
+    endpoint = await register(private_client, api, f"{receiver.url}/bin")
+    receiver.body = b"\x00\xff\xfe" + b"A" * 5000  # NUL, not UTF-8, and longer than a KiB
+    async with running(worker(db, wh_settings)):
+        await emit(db, tenant.id, 1)
+        await eventually(lambda: len(receiver.answered()) == 1)
+        await eventually(lambda: _logged(db, endpoint["id"]))
+    [attempt] = await attempts_of(db, endpoint["id"])
+    assert attempt.outcome == "delivered" and attempt.response_body is not None
+    assert "\x00" not in attempt.response_body and attempt.response_body.endswith("A" * 1000)
+    assert len(attempt.response_body.encode("utf-8", "replace")) <= 1024 + 3 * 3
+
+
+async def _logged(db: Database, endpoint_id: str) -> bool:
+    return bool(await attempts_of(db, endpoint_id))

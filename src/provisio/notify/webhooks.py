@@ -357,7 +357,12 @@ async def _excerpt(response: httpx.Response) -> str:
         data += chunk
         if len(data) >= RESPONSE_EXCERPT_BYTES:
             break
-    return data[:RESPONSE_EXCERPT_BYTES].decode("utf-8", "replace")
+    return _storable(data[:RESPONSE_EXCERPT_BYTES].decode("utf-8", "replace"))
+
+
+def _storable(text: str) -> str:
+    # PostgreSQL text cannot hold NUL: a receiver that answers one must still get its attempt logged.
+    return text.replace("\x00", "\ufffd")
 
 
 async def post(
@@ -385,9 +390,9 @@ async def post(
     except rules.NameNotResolved as exc:
         return done(error="dns", detail=str(exc))
     except httpx.ConnectError as exc:
-        return done(error=_connect_error(exc), detail=str(exc)[:300])
+        return done(error=_connect_error(exc), detail=_storable(str(exc)[:300]))
     except httpx.HTTPError as exc:
-        return done(error="connection_failed", detail=f"{type(exc).__name__}: {exc}"[:300])
+        return done(error="connection_failed", detail=_storable(f"{type(exc).__name__}: {exc}"[:300]))
     return done(http_status=status, body=excerpt, detail=f"HTTP {status}")
 
 

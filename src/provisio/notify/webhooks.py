@@ -393,6 +393,9 @@ async def post(
         return done(error=_connect_error(exc), detail=_storable(str(exc)[:300]))
     except httpx.HTTPError as exc:
         return done(error="connection_failed", detail=_storable(f"{type(exc).__name__}: {exc}"[:300]))
+    except Exception as exc:  # whatever else went wrong is this attempt's failure, logged like the rest
+        log.exception("webhook.post_failed", url=rules.shown_url(url))
+        return done(error="error", detail=type(exc).__name__)
     return done(http_status=status, body=excerpt, detail=f"HTTP {status}")
 
 
@@ -543,7 +546,7 @@ class WebhookDeliverer:
                             "endpoint_id": endpoint.id,
                             "event_id": target.event_id,
                             "event_type": target.event_type or "unknown",
-                            "workspace_id": target.workspace_id,
+                            "workspace_id": target.workspace_id or item.workspace_id,
                             "attempt": item.attempts + 1,
                             "started_at": outcome.started_at,
                             "duration_ms": outcome.duration_ms,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import time
 from dataclasses import asdict
@@ -20,6 +21,7 @@ from bench.runner import Measurement, TargetRun, measure, measure_ceiling
 from bench.scenarios import BY_NAME
 from bench.server import ProvisioServer
 from bench.target import Target
+from bench.webhook_sink import WebhookSink
 
 
 def _run(coro: Any) -> Any:
@@ -40,15 +42,22 @@ def _measure_provisio(
 ) -> TargetRun:
     print(f"provisio on {backend}: starting, seeding {users:,} users", file=sys.stderr, flush=True)
     profile = opts.profile_dir / f"{backend}-{users}.prof" if opts.profile_dir else None
-    with ProvisioServer(
-        backend,
-        pinning,
-        pg_admin_url=opts.pg_url,
-        seats=_seats(users),
-        profile=profile,
-        rate_limit=opts.rate_limit,
-    ) as target:
-        run: TargetRun = _run(measure(target, opts, pinning, users, scenarios))
+    with contextlib.ExitStack() as stack:
+        sink = stack.enter_context(WebhookSink()) if opts.webhook else None
+        with ProvisioServer(
+            backend,
+            pinning,
+            pg_admin_url=opts.pg_url,
+            seats=_seats(users),
+            profile=profile,
+            rate_limit=opts.rate_limit,
+            webhook_url=sink.url if sink is not None else None,
+        ) as target:
+            run: TargetRun = _run(measure(target, opts, pinning, users, scenarios))
+            if sink is not None:
+                # Delivered while the server ran: what the worker kept up with, not its backlog.
+                run.webhook_deliveries = sink.count()
+                print(f"  webhook receiver: {run.webhook_deliveries} deliveries", file=sys.stderr, flush=True)
         return run
 
 

@@ -41,6 +41,7 @@ class Options:
     nice: int
     rate_limit: tuple[float, int] | None
     neighbour_rate: float
+    webhook: bool
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -193,6 +194,12 @@ def parser() -> argparse.ArgumentParser:
         help="req/s workspace B sends in the noisy_neighbour scenario (default 20, about Entra's pace)",
     )
     p.add_argument(
+        "--webhook",
+        action="store_true",
+        help="register a deployment-wide webhook endpoint (a local receiver answering 204) on each provisio "
+        "server, delivered to by the outbox worker inside it as in production: compare with a run without",
+    )
+    p.add_argument(
         "--quick",
         action="store_true",
         help="smoke run: 300 users (200,2000 with --scale), 1.5 s per scenario",
@@ -234,4 +241,5 @@ def parse(argv: list[str] | None = None) -> Options:
         nice=args.nice,
         rate_limit=args.rate_limit,
         neighbour_rate=max(0.1, args.neighbour_rate),
+        webhook=bool(args.webhook),
     )

@@ -47,6 +47,7 @@ class TargetRun:
     seed_method: str
     measurements: list[Measurement] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)  # scenario -> why
+    webhook_deliveries: int | None = None  # with --webhook: what the receiver got (seeding included)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -56,6 +57,7 @@ class TargetRun:
             "seed_rate": round(self.users / self.seed_seconds, 1) if self.seed_seconds else None,
             "seed_method": self.seed_method,
             "skipped": self.skipped,
+            "webhook_deliveries": self.webhook_deliveries,
             "measurements": [m.as_json() for m in self.measurements],
         }
 

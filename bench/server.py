@@ -123,6 +123,7 @@ class ProvisioServer:
         seats: int = 0,
         profile: Path | None = None,
         rate_limit: tuple[float, int] | None = None,
+        webhook_url: str | None = None,
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
@@ -132,6 +133,9 @@ class ProvisioServer:
         self.seats = seats
         self.profile = profile  # run the server under cProfile, writing its stats here on exit
         self.rate_limit = rate_limit  # (per second, burst) per workspace; None: off
+        # A deployment-wide webhook endpoint registered once the server runs (its worker delivers
+        # to it, inside `provisio serve` as in production); None: no endpoint.
+        self.webhook_url = webhook_url
         self.exe = provisio_executable()
         self.workdir = Path(tempfile.mkdtemp(prefix=f"provisio-bench-{backend}-"))
         self.port = free_port()
@@ -157,6 +161,8 @@ class ProvisioServer:
             PROVISIO_SECRET_KEY=secrets.token_urlsafe(32),
             PROVISIO_LOG_LEVEL="WARNING",
         )
+        if self.webhook_url is not None:
+            env["PROVISIO_WEBHOOK_ALLOW_PRIVATE_URLS"] = "true"  # the sink listens on 127.0.0.1
         per_second, burst = self.rate_limit or (0.0, 1)
         env.update(
             PROVISIO_SCIM_RATE_LIMIT_PER_SECOND=f"{per_second:g}", PROVISIO_SCIM_RATE_LIMIT_BURST=str(burst)
@@ -209,6 +215,8 @@ class ProvisioServer:
             )
         self.pinning.pin_server(self.proc.pid)
         wait_http(f"{self.base}/healthz", self.proc, self.log)
+        if self.webhook_url is not None:
+            self._register_webhook(env)
         return Target(
             label=self.backend,
             base_url=str(token["tenant_url"]),
@@ -218,6 +226,18 @@ class ProvisioServer:
             database_url=env["PROVISIO_DATABASE_URL"],
             database_marker=self.pg_database,
         )
+
+    def _register_webhook(self, env: dict[str, str]) -> None:
+        key = self._cli(env, "apikey", "create", "bench", "--json")["key"]
+        request = urllib.request.Request(
+            f"{self.base}/api/v1/webhook-endpoints",
+            data=json.dumps({"url": self.webhook_url, "description": "bench"}).encode(),
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            if response.status != 201:
+                raise RuntimeError(f"registering the webhook endpoint answered {response.status}")
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

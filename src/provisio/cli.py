@@ -893,8 +893,8 @@ def _mail_route(settings: Any) -> str:
 def worker(
     once: bool = typer.Option(False, "--once", help="Deliver what is due now, then exit."),
 ) -> None:
-    """Deliver the outbox (e-mail) until stopped (SIGTERM/Ctrl-C); for deployments that run it apart
-    from `provisio serve` (then set PROVISIO_OUTBOX_WORKER=false for the servers)."""
+    """Deliver the outbox (e-mail and webhooks) until stopped (SIGTERM/Ctrl-C); for deployments that run
+    it apart from `provisio serve` (then set PROVISIO_OUTBOX_WORKER=false for the servers)."""
     from provisio.db.migrate import NotMigrated, check_current
     from provisio.logging import configure_logging
     from provisio.notify.worker import OutboxWorker
@@ -912,8 +912,14 @@ def worker(
                 raise typer.Exit(1) from exc
             outbox_worker = OutboxWorker(db, settings)
             if once:
-                while await outbox_worker.run_once() >= settings.outbox_batch_size:
-                    pass
+                try:
+                    while (
+                        await outbox_worker.run_once() >= settings.outbox_batch_size
+                        or outbox_worker.left_due()
+                    ):
+                        pass
+                finally:
+                    await outbox_worker.close()
                 typer.echo(f"Delivered {outbox_worker.sent}, failed {outbox_worker.failed}.")
                 return
             typer.echo(f"provisio worker {outbox_worker.worker_id}: mail goes to {_mail_route(settings)}")

@@ -14,6 +14,21 @@ from provisio.domain.return_urls import AllowedReturnUrl, parse_allowed
 DEFAULT_DB_PATH = Path("var") / "provisio.db"
 # Without an SMTP server, e-mails are written here as .eml files (next to the default database).
 DEFAULT_MAIL_DIR = Path("var") / "mail"
+# 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h, 14 h, 20 h: ten attempts over about two and a half days.
+DEFAULT_WEBHOOK_RETRY_SCHEDULE = "5,300,1800,7200,18000,36000,36000,50400,72000"
+
+
+def parse_retry_schedule(text: str) -> tuple[float, ...]:
+    """``"5,300,1800"`` → (5.0, 300.0, 1800.0); ValueError unless every item is a number of seconds ≥ 0
+    (an empty schedule: no retry, the first failure disables the endpoint)."""
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    try:
+        delays = tuple(float(item) for item in items)
+    except ValueError:
+        raise ValueError(f"not a comma-separated list of seconds: {text!r}") from None
+    if any(not (0 <= delay <= 30 * 86400) for delay in delays) or len(delays) > 50:
+        raise ValueError("each retry delay must be between 0 and 2592000 seconds, at most 50 of them")
+    return delays
 
 
 class Settings(BaseSettings):
@@ -179,6 +194,32 @@ class Settings(BaseSettings):
         ge=1,
         description="Days a host event (GET /api/v1/events, webhooks) is kept before the worker prunes it.",
     )
+    # Webhooks (provisio.domain.webhooks, provisio.notify.webhooks): Standard Webhooks deliveries of host
+    # events through the outbox.
+    webhook_allow_private_urls: bool = Field(
+        default=False,
+        description="Allow webhook endpoints on loopback and private addresses, and plain http (tests, "
+        "development; never in production: the server would post to its own network).",
+    )
+    webhook_retry_schedule: str = Field(
+        default=DEFAULT_WEBHOOK_RETRY_SCHEDULE,
+        description="Seconds to wait before each retry of a failed webhook delivery, comma-separated; after "
+        "the last one fails the endpoint is disabled.",
+    )
+    webhook_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=60,
+        description="The longest one webhook delivery may take, connecting included.",
+    )
+    webhook_attempt_retention_days: int = Field(
+        default=30, ge=1, description="Days a webhook delivery attempt is kept in the attempt log."
+    )
+    operator_email: str = Field(
+        default="",
+        description="Who is mailed when a deployment-wide webhook endpoint is disabled (empty: only the log "
+        "and the metric say so).",
+    )
     # The provisioning log (provisio.domain.provisioning_log): how long events are kept, and the pruning.
     log_retention_days: int = Field(
         default=90, ge=1, description="Days a provisioning-log event is kept before it is pruned."
@@ -217,6 +258,16 @@ class Settings(BaseSettings):
     @property
     def portal_return_url_prefixes(self) -> tuple[AllowedReturnUrl, ...]:
         return parse_allowed(self.portal_return_urls)
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _retry_schedule(cls, value: str) -> str:
+        parse_retry_schedule(value)
+        return value
+
+    @property
+    def webhook_retry_delays(self) -> tuple[float, ...]:
+        return parse_retry_schedule(self.webhook_retry_schedule)
 
     @property
     def public_base(self) -> str:

@@ -37,6 +37,17 @@ OUTBOX_OLDEST_AGE = Gauge(
 # E-mails of the outbox (provisio.notify.worker): each delivery, and each failed attempt (retried or not).
 MAILS_SENT = Counter("provisio_mails_sent_total", "E-mails accepted by the SMTP server (or written out)")
 MAILS_FAILED = Counter("provisio_mails_failed_total", "E-mail delivery attempts that failed")
+# Webhook deliveries (provisio.notify.webhooks): every attempt by what came of it (``delivered``,
+# ``http_error``, ``redirect``, ``timeout``, ``connection_refused``, ``address_refused``, …: the attempt
+# log's error kinds), and the endpoints disabled by ``scope`` (``workspace`` or ``deployment``).
+WEBHOOK_ATTEMPTS = Counter(
+    "provisio_webhook_attempts_total", "Webhook delivery attempts by their outcome", ["outcome"]
+)
+WEBHOOK_ENDPOINTS_DISABLED = Counter(
+    "provisio_webhook_endpoints_disabled_total",
+    "Webhook endpoints disabled because deliveries kept failing (or answered 410 Gone)",
+    ["scope"],
+)
 
 UNMATCHED = "unmatched"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -58,6 +69,14 @@ def _children(method: str, template: str, status: int) -> tuple[Any, Any]:
 @functools.lru_cache(maxsize=64)
 def _provisioning(operation: str, outcome: str) -> Any:
     return PROVISIONING.labels(operation, outcome)
+
+
+def webhook_attempt(outcome: str) -> None:
+    WEBHOOK_ATTEMPTS.labels(outcome).inc()
+
+
+def webhook_endpoint_disabled(scope: str) -> None:
+    WEBHOOK_ENDPOINTS_DISABLED.labels(scope).inc()
 
 
 def provisioning_event(operation: str, outcome: str) -> None:

@@ -211,6 +211,13 @@ async def test_openapi_documents_the_api_and_nothing_else(client: httpx.AsyncCli
         "/api/v1/events": {"get"},
         "/api/v1/events/cursor": {"get"},
         "/api/v1/events/{event_id}": {"get"},
+        "/api/v1/webhook-endpoints": {"get", "post"},
+        "/api/v1/webhook-endpoints/{endpoint_id}": {"get", "patch", "delete"},
+        "/api/v1/webhook-endpoints/{endpoint_id}/enable": {"post"},
+        "/api/v1/webhook-endpoints/{endpoint_id}/rotate-secret": {"post"},
+        "/api/v1/webhook-endpoints/{endpoint_id}/deliveries": {"get"},
+        "/api/v1/webhook-endpoints/{endpoint_id}/replay": {"post"},
+        "/api/v1/webhook-endpoints/{endpoint_id}/test": {"post"},
     }
     assert {p: set(ops) for p, ops in paths.items()} == expected
     for ops in paths.values():

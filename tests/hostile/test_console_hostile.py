@@ -156,11 +156,13 @@ async def test_hostile_console_forms(console: Console, data: st.DataObject) -> N
 @hostile
 @given(
     data=st.data(),
-    params=st.dictionaries(hs.tricky_text | st.sampled_from(["q", "status", "page"]), form_values),
+    params=st.dictionaries(hs.tricky_text | st.sampled_from(["q", "status", "page", "before"]), form_values),
 )
 async def test_hostile_console_queries(console: Console, data: st.DataObject, params: dict[str, str]) -> None:
+    # The pages with forms, and those that only read (the Webhooks page).
+    readers = [f"/console/workspaces/{console.tenant.key}/webhooks"]
     page = data.draw(
-        st.sampled_from([*console.pages, f"/console/workspaces/{data.draw(hs.segments)}/members"])
+        st.sampled_from([*console.pages, *readers, f"/console/workspaces/{data.draw(hs.segments)}/members"])
     )
     r = await console.browser.get(page, params=params)
     assert_console_answer(r, (page, params))

@@ -87,6 +87,7 @@ def fast(settings: Settings, **changes: Any) -> Settings:
         "outbox_poll_seconds": 0.05,
         "outbox_batch_size": 10,
         "outbox_lease_seconds": 10.0,
+        "webhook_timeout_seconds": 2.0,  # within the short lease
         "outbox_backoff_seconds": 0.05,
         "outbox_backoff_max_seconds": 0.2,
         "outbox_max_attempts": 10,

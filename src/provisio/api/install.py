@@ -8,6 +8,7 @@ from provisio.api.events import router as events_router
 from provisio.api.portal import router as portal_router
 from provisio.api.problems import install_problems
 from provisio.api.routes import router
+from provisio.api.webhooks import router as webhooks_router
 
 
 def install_api(app: FastAPI) -> None:
@@ -15,4 +16,7 @@ def install_api(app: FastAPI) -> None:
     app.include_router(router)
     app.include_router(portal_router)
     app.include_router(events_router)
-    install_problems(app, [*router.routes, *portal_router.routes, *events_router.routes])
+    app.include_router(webhooks_router)
+    install_problems(
+        app, [*router.routes, *portal_router.routes, *events_router.routes, *webhooks_router.routes]
+    )

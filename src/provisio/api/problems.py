@@ -54,7 +54,8 @@ TYPES = {
 
 
 class Problem(Exception):
-    """An API refusal that is not a domain rule's (authentication, a malformed cursor)."""
+    """An API refusal that is not a domain rule's (authentication, a malformed cursor); ``extra``:
+    members of the problem document beside the standard ones (e.g. ``errors``)."""
 
     def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None, **extra: Any) -> None:
         super().__init__(detail)

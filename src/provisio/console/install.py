@@ -24,6 +24,7 @@ from provisio.console.scim_routes import router as scim_router
 from provisio.console.sessions import signed_in
 from provisio.console.static import router as static_router
 from provisio.console.templating import render
+from provisio.console.webhooks_routes import router as webhooks_router
 from provisio.surfaces import Surface, surface
 
 
@@ -99,6 +100,7 @@ def install_console(app: FastAPI) -> None:
     app.include_router(domains_router)
     app.include_router(admins_router)
     app.include_router(notifications_router)
+    app.include_router(webhooks_router)
     app.include_router(consent_router)
     app.include_router(portal_router)
     app.add_exception_handler(LoginRequired, _login_required)

@@ -508,7 +508,7 @@ class WorkspaceDomain(Base):
 
 
 class OutboxMessage(Base):
-    """A notification to deliver (an e-mail; later a webhook), written in the transaction that causes it.
+    """A notification to deliver (an e-mail or a webhook), written in the transaction that causes it.
 
     A worker leases due rows (``claimed_by`` until ``claimed_until``), delivers them and marks them
     ``sent_at``; a failure pushes ``available_at`` back, and after the last attempt ``dead_at`` is set and
@@ -530,6 +530,13 @@ class OutboxMessage(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
     dead_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Rows of one ordering key leave one at a time, in ``ordering_seq`` order: only the earliest pending
+    # row of a key is ever due, the others wait (``provisio.notify.outbox``). NULL for mail. Compared by
+    # code point on PostgreSQL too, so that the keys of one prefix are one range of the index.
+    ordering_key: Mapped[str | None] = mapped_column(
+        String(100).with_variant(String(100, collation="C"), "postgresql")
+    )
+    ordering_seq: Mapped[int | None] = mapped_column(BigInteger)
 
     __table_args__ = (
         # Pending rows only (neither sent nor dead), in the order they fall due: the claim's scan and
@@ -555,6 +562,14 @@ class OutboxMessage(Base):
             postgresql_where=text("sent_at IS NOT NULL"),
         ),
         Index("ix_outbox_workspace_id", "workspace_id"),
+        # The pending rows of each ordering key in order: its head, its tail, and the rows of a prefix.
+        Index(
+            "ix_outbox_ordering",
+            "ordering_key",
+            "ordering_seq",
+            sqlite_where=text("ordering_key IS NOT NULL AND sent_at IS NULL AND dead_at IS NULL"),
+            postgresql_where=text("ordering_key IS NOT NULL AND sent_at IS NULL AND dead_at IS NULL"),
+        ),
     )
 
 
@@ -708,3 +723,79 @@ class PortalLink(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+# --- Webhooks (provisio.domain.webhooks, provisio.notify.webhooks) ---
+
+
+class WebhookEndpoint(Base):
+    """A URL that receives host events as Standard Webhooks: every workspace's events, or one's.
+
+    The signing secret is kept encrypted (AES-256-GCM under a key derived from ``PROVISIO_SECRET_KEY``,
+    ``provisio.domain.webhooks``): it must be used to sign, so it cannot be hashed. After a rotation the
+    previous secret still signs, beside the new one, until ``previous_secret_until``."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)  # we_…, in creation order
+    url: Mapped[str] = mapped_column(String(2000))
+    event_types: Mapped[list[str]] = mapped_column(JSONDoc)  # empty: every type
+    workspace_id: Mapped[str | None] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    description: Mapped[str] = mapped_column(String(500), default="", server_default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    disabled_reason: Mapped[str | None] = mapped_column(String(500))
+    secret_sealed: Mapped[str] = mapped_column(Text)
+    previous_secret_sealed: Mapped[str | None] = mapped_column(Text)
+    previous_secret_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_webhook_endpoints_workspace_id", "workspace_id"),)
+
+
+class WebhookAttempt(Base):
+    """One attempt to deliver an event to an endpoint, whatever came of it: the delivery log."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    endpoint_id: Mapped[str] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    event_id: Mapped[str] = mapped_column(String(40))
+    event_type: Mapped[str] = mapped_column(String(64))
+    # The event's workspace (its admins see the attempts of its events); None for a test ping of a
+    # deployment-wide endpoint.
+    workspace_id: Mapped[str | None] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    attempt: Mapped[int] = mapped_column(Integer)  # 1 for the first delivery of this outbox row
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    duration_ms: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(20))  # delivered | failed
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(40))  # the kind of failure when no status says it
+    response_body: Mapped[str | None] = mapped_column(Text)  # its first KiB
+    next_retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        # An endpoint's log newest first, filtered by outcome or by event: each reads one of these.
+        Index("ix_webhook_attempts_endpoint", "endpoint_id", "id"),
+        Index("ix_webhook_attempts_endpoint_outcome", "endpoint_id", "outcome", "id"),
+        Index("ix_webhook_attempts_endpoint_event", "endpoint_id", "event_id", "id"),
+        # A workspace's console page: the attempts of its events, newest first.
+        Index("ix_webhook_attempts_workspace", "workspace_id", "id"),
+        Index("ix_webhook_attempts_started_at", "started_at"),
+    )
+
+
+class WebhookFanout(Base):
+    """The one row saying how far the fan-out has read the host events (``id`` is always 1).
+
+    Locked by every transaction that adds or removes webhook outbox rows (the fan-out, a replay, an
+    endpoint disabled or deleted), so they never interleave."""
+
+    __tablename__ = "webhook_fanout"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    txid: Mapped[int] = mapped_column(BigInteger)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -17,7 +17,7 @@ import asyncio
 import base64
 import binascii
 import uuid
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -29,6 +29,7 @@ from sqlalchemy import (
     Table,
     bindparam,
     delete,
+    event,
     insert,
     literal_column,
     select,
@@ -168,7 +169,33 @@ async def emit(
     values = row_values(type=type, workspace_id=workspace_id, actor=actor, data=data, at=at)
     dialect = session.get_bind().dialect.name
     await session.execute(insert_statement(dialect), [values])
+    if _listeners:
+        event.listen(session.sync_session, "after_commit", _committed, once=True)
     return str(values["id"])
+
+
+# Readers in this process that want to know at once when a transaction that emitted commits (the
+# webhook fan-out registers one while some endpoint listens), instead of at their next poll.
+_listeners: set[Callable[[], None]] = set()
+
+
+def add_listener(callback: Callable[[], None]) -> None:
+    _listeners.add(callback)
+
+
+def remove_listener(callback: Callable[[], None]) -> None:
+    _listeners.discard(callback)
+
+
+def _committed(_session: Any) -> None:
+    for callback in list(_listeners):
+        callback()
+
+
+def committed() -> None:
+    """Tell the listeners that an event committed without a session's commit (an autocommit statement
+    that inserted it with ``insert_from``)."""
+    _committed(None)
 
 
 @dataclass(frozen=True, order=True)

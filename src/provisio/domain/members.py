@@ -463,6 +463,7 @@ async def replace_member_if_current(
     if (await session.execute(_REPLACE_AND_LOG, params)).first() is None:
         return False
     _mirror(member, plan.values)
+    host_events.committed()  # the statement committed by itself: no transaction's commit tells readers
     return True
 
 

@@ -1,7 +1,9 @@
 """The outbox worker: claims due notifications, delivers them, records the outcome, and says it is alive.
 
 It runs inside ``provisio serve`` (``PROVISIO_OUTBOX_WORKER``) or on its own as ``provisio worker``;
-any number of workers may share one outbox, since each row is leased to one of them at a time.
+any number of workers may share one outbox, since each row is leased to one of them at a time. Each
+pass also fans new host events out into webhook rows (``provisio.notify.webhooks``); the webhooks of a
+batch are posted concurrently (each is the head of its own ordering key), the e-mails one after another.
 
 Delivery is at least once. The one window for a duplicate is between the SMTP server accepting a
 message and the worker committing ``sent_at``: if the worker dies there, the row's lease runs out and
@@ -31,10 +33,12 @@ from provisio.config import Settings
 from provisio.db.engine import Database
 from provisio.db.models import OutboxMessage, WorkerHeartbeat, utcnow
 from provisio.domain import host_events
+from provisio.domain import webhooks as webhook_rules
 from provisio.metrics import MAILS_FAILED, MAILS_SENT
 from provisio.notify import outbox
 from provisio.notify.failures import flush_due_digests
 from provisio.notify.mail import DeliveryError, Sender, mail_sender
+from provisio.notify.webhooks import FANOUT_ROUNDS_PER_PASS, WebhookDeliverer, fan_out
 
 log = structlog.get_logger("provisio.notify.worker")
 
@@ -79,11 +83,21 @@ class OutboxWorker:
         *,
         worker_id: str | None = None,
         senders: Mapping[str, Sender] | None = None,
+        webhooks: bool = True,
+        deliverer: WebhookDeliverer | None = None,
     ) -> None:
         if settings.outbox_lease_seconds <= settings.smtp_timeout_seconds + LEASE_MARGIN_SECONDS:
             raise ValueError(
                 "PROVISIO_OUTBOX_LEASE_SECONDS must be longer than PROVISIO_SMTP_TIMEOUT_SECONDS "
                 f"plus {LEASE_MARGIN_SECONDS:g} s, or no notification could be sent in time."
+            )
+        if (
+            webhooks
+            and settings.outbox_lease_seconds <= settings.webhook_timeout_seconds + LEASE_MARGIN_SECONDS
+        ):
+            raise ValueError(
+                "PROVISIO_OUTBOX_LEASE_SECONDS must be longer than PROVISIO_WEBHOOK_TIMEOUT_SECONDS "
+                f"plus {LEASE_MARGIN_SECONDS:g} s, or no webhook could be delivered in time."
             )
         self.db = db
         self.settings = settings
@@ -91,8 +105,14 @@ class OutboxWorker:
         self.senders: Mapping[str, Sender] = (
             senders if senders is not None else {outbox.MAIL: mail_sender(settings)}
         )
+        self.webhooks: WebhookDeliverer | None = None
+        if webhooks:
+            self.webhooks = deliverer or WebhookDeliverer(db, settings)
         self.sent = 0
         self.failed = 0
+        self._last_beat: float | None = None  # loop time of this worker's last beat
+        self._again = False  # the last pass left rows due (a full fan-out batch, a key handed back)
+        self._listening = False  # woken by host events' commits (while some endpoint is enabled)
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -101,7 +121,12 @@ class OutboxWorker:
 
     # --- one pass ---------------------------------------------------------------------------------
 
+    @property
+    def kinds(self) -> list[str]:
+        return [*self.senders.keys(), *([outbox.WEBHOOK] if self.webhooks is not None else [])]
+
     async def beat(self) -> None:
+        self._last_beat = asyncio.get_running_loop().time()
         now = utcnow()
         async with self.db.writing() as session:
             await session.execute(
@@ -145,30 +170,110 @@ class OutboxWorker:
             log.info(
                 "host_events.pruned", deleted=events, retention_days=event_retention, worker=self.worker_id
             )
+        if self.webhooks is not None:
+            await self._webhook_upkeep()
         return deleted + events
 
+    async def _webhook_upkeep(self) -> None:
+        days = self.settings.webhook_attempt_retention_days
+        cutoff = utcnow() - timedelta(days=days)
+        pruned = 0
+        while True:
+            async with self.db.writing() as session:
+                batch = await webhook_rules.prune_attempts(session, older_than=cutoff)
+            pruned += batch
+            if batch < 1000:
+                break
+            await asyncio.sleep(0.05)
+        if pruned:
+            log.info("webhook.attempts_pruned", deleted=pruned, retention_days=days, worker=self.worker_id)
+        repaired = await outbox.repair_orphans(self.db)
+        if repaired:
+            log.warning("outbox.orphaned_keys_repaired", keys=repaired, worker=self.worker_id)
+
     async def run_once(self) -> int:
-        """Beat, enqueue the digests whose window ended, claim one batch and deliver it; how many rows
-        were claimed."""
-        await self.beat()
+        """Beat, enqueue the digests whose window ended, fan out new host events, claim one batch and
+        deliver it; how many rows were claimed."""
+        # Host events can wake the loop once per commit: a beat a second is plenty for the health.
+        if self._last_beat is None or asyncio.get_running_loop().time() - self._last_beat >= 1.0:
+            await self.beat()
         try:
             await flush_due_digests(self.db, self.settings)
         except Exception:  # a digest that cannot be built must not hold up the mail already due
             log.exception("notify.digest_flush_failed", worker=self.worker_id)
+        if self.webhooks is not None:
+            try:
+                await self.fan_out()
+            except Exception:  # the events wait where they are; the rows already due still leave
+                log.exception("webhook.fan_out_failed", worker=self.worker_id)
         batch = await outbox.claim_due(
             self.db,
             self.worker_id,
-            kinds=self.senders.keys(),
+            kinds=self.kinds,
             limit=self.settings.outbox_batch_size,
             lease_seconds=self.settings.outbox_lease_seconds,
         )
+        mails = [item for item in batch if item.kind != outbox.WEBHOOK]
+        webhooks = [item for item in batch if item.kind == outbox.WEBHOOK]
+        await asyncio.gather(
+            self._deliver_in_turn(mails), *(self._deliver_webhook(item) for item in webhooks)
+        )
+        return len(batch)
+
+    async def fan_out(self) -> None:
+        """Fan out what new host events there are, a few batches at most (the loop comes back)."""
+        for _ in range(FANOUT_ROUNDS_PER_PASS):
+            result = await fan_out(self.db)
+            if result.endpoints is not None:
+                self._listen(result.endpoints > 0)
+            if not result.full or self._stop.is_set():
+                return
+        self._again = True
+
+    def left_due(self) -> bool:
+        """Whether the last pass left rows due that a claim did not take (a full fan-out, a key's
+        deliveries handed back); asking resets it."""
+        again, self._again = self._again, False
+        return again
+
+    def _listen(self, on: bool) -> None:
+        if on and not self._listening:
+            host_events.add_listener(self.wake)
+        elif not on and self._listening:
+            host_events.remove_listener(self.wake)
+        self._listening = on
+
+    def _time_for(self, item: outbox.Claimed) -> bool:
+        """Whether enough of the row's lease is left to attempt it (and mark it) before it runs out."""
+        timeout = (
+            self.settings.webhook_timeout_seconds
+            if item.kind == outbox.WEBHOOK
+            else self.settings.smtp_timeout_seconds
+        )
+        left = (item.claimed_until - utcnow()).total_seconds()
+        return not self._stop.is_set() and left >= timeout + LEASE_MARGIN_SECONDS
+
+    async def _deliver_in_turn(self, batch: list[outbox.Claimed]) -> None:
         for index, item in enumerate(batch):
-            left = (item.claimed_until - utcnow()).total_seconds()
-            if self._stop.is_set() or left < self.settings.smtp_timeout_seconds + LEASE_MARGIN_SECONDS:
+            if not self._time_for(item):
                 await outbox.release(self.db, [rest.id for rest in batch[index:]], self.worker_id)
                 break
             await self.deliver(item)
-        return len(batch)
+
+    async def _deliver_webhook(self, item: outbox.Claimed) -> None:
+        assert self.webhooks is not None
+        if not self._time_for(item):
+            await outbox.release(self.db, [item.id], self.worker_id)
+            return
+        delivered, failed = self.webhooks.delivered, self.webhooks.failed
+        try:
+            if await self.webhooks.deliver(item, self.worker_id, go_on=self._time_for):
+                self._again = True
+        except Exception:  # its lease runs out and it is tried again; the other rows go on
+            log.exception("webhook.delivery_failed", outbox_id=item.id, worker=self.worker_id)
+        finally:
+            self.sent += self.webhooks.delivered - delivered
+            self.failed += self.webhooks.failed - failed
 
     async def deliver(self, item: outbox.Claimed) -> None:
         try:
@@ -247,14 +352,16 @@ class OutboxWorker:
                     await self.prune_if_due()
                 except Exception:  # pruning is housekeeping: it must never stop the deliveries
                     log.exception("outbox.prune_failed", worker=self.worker_id)
-                if claimed >= self.settings.outbox_batch_size:
-                    continue  # a full batch: more may be due
+                if claimed >= self.settings.outbox_batch_size or self.left_due():
+                    continue  # a full batch, or rows left due: more may be due
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.settings.outbox_poll_seconds)
         finally:
             heartbeat.cancel()
             await asyncio.gather(heartbeat, return_exceptions=True)
             outbox.remove_wakeup(self.wake)
+            self._listen(False)
+            await self.close()
             log.info("outbox.worker_stopped", worker=self.worker_id, sent=self.sent, failed=self.failed)
 
     async def _forget_silent_workers(self) -> None:
@@ -265,6 +372,11 @@ class OutboxWorker:
                 )
         except Exception:
             log.exception("outbox.forget_workers_failed")
+
+    async def close(self) -> None:
+        """Let go of the webhook client's connections (``run`` does it when it stops)."""
+        if self.webhooks is not None:
+            await self.webhooks.close()
 
     def start(self) -> asyncio.Task[None]:
         self._task = asyncio.create_task(self.run(), name=f"outbox-worker {self.worker_id}")
@@ -277,10 +389,9 @@ class OutboxWorker:
         if self._task is None:
             return
         try:
-            # A send is bounded by the SMTP timeout; marking it gets a little more.
-            await asyncio.wait_for(
-                asyncio.shield(self._task), self.settings.smtp_timeout_seconds + 5 * LEASE_MARGIN_SECONDS
-            )
+            # A send is bounded by the SMTP (or webhook) timeout; marking it gets a little more.
+            longest = max(self.settings.smtp_timeout_seconds, self.settings.webhook_timeout_seconds)
+            await asyncio.wait_for(asyncio.shield(self._task), longest + 5 * LEASE_MARGIN_SECONDS)
         except TimeoutError:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -302,9 +413,14 @@ async def outbox_health(db: Database) -> dict[str, Any]:
     - ``last_heartbeat_age_seconds``: since the most recent beat of any worker (None: no worker ever);
     - ``workers``: workers known (those silent for a day are forgotten when a worker starts);
     - ``sent`` / ``failed``: deliveries and failed attempts, summed over the known workers since each
-      started."""
+      started.
+
+    The counts are the e-mails': a webhook receiver that is down holds up its own deliveries, which
+    is its owner's business (the attempt log and the webhook metrics show it), not this deployment's
+    readiness."""
     now = utcnow()
     is_due = OutboxMessage.available_at <= now
+    mail = OutboxMessage.kind == outbox.MAIL
     async with db.reading() as session:
         depth, due, oldest_due = (
             await session.execute(
@@ -312,10 +428,10 @@ async def outbox_health(db: Database) -> dict[str, Any]:
                     func.count(),
                     func.count().filter(is_due),
                     func.min(OutboxMessage.available_at).filter(is_due),
-                ).where(*outbox.pending())
+                ).where(*outbox.pending(), mail)
             )
         ).one()
-        dead = await session.scalar(select(func.count()).where(OutboxMessage.dead_at.is_not(None)))
+        dead = await session.scalar(select(func.count()).where(OutboxMessage.dead_at.is_not(None), mail))
         last_beat, workers, sent, failed = (
             await session.execute(
                 select(

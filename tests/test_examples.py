@@ -52,8 +52,11 @@ async def _create_user(client: httpx.AsyncClient, tenant: Tenant, email: str) ->
 
 
 async def _run(script: str, env: dict[str, str], **kwargs: Any) -> asyncio.subprocess.Process:
+    # Without PYTHONUNBUFFERED (set where the tests run, seldom where the examples do): a line the
+    # example does not flush would wait in its buffer, and the test would see it fail as a user would.
+    inherited = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
     return await asyncio.create_subprocess_exec(
-        sys.executable, str(EXAMPLES / script), env={**os.environ, **env}, **kwargs
+        sys.executable, str(EXAMPLES / script), env={**inherited, **env}, **kwargs
     )
 
 

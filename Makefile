@@ -28,8 +28,8 @@ run: $(VENV)/.installed
 	PROVISIO_BASE_URL=$${PROVISIO_BASE_URL:-http://$(HOST):$(PORT)} $(BIN)/provisio serve --host $(HOST) --port $(PORT)
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench examples
+	$(BIN)/ruff format --check src tests bench examples
 
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy

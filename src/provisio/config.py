@@ -15,7 +15,7 @@ DEFAULT_DB_PATH = Path("var") / "provisio.db"
 # Without an SMTP server, e-mails are written here as .eml files (next to the default database).
 DEFAULT_MAIL_DIR = Path("var") / "mail"
 # 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h, 14 h, 20 h: ten attempts over about two and a half days.
-DEFAULT_WEBHOOK_RETRY_SCHEDULE = "5,300,1800,7200,18000,36000,36000,50400,72000"
+DEFAULT_WEBHOOK_RETRY_SCHEDULE = "5,300,1800,7200,18000,36000,50400,72000,72000"
 
 
 def parse_retry_schedule(text: str) -> tuple[float, ...]:

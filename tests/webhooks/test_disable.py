@@ -114,8 +114,12 @@ async def test_the_schedule_runs_out_the_endpoint_is_disabled_and_its_admins_mai
             f"{ENDPOINTS}/{endpoint['id']}/replay", json={"since": since}, headers=api
         )
         assert r.status_code == 202 and r.json()["enqueued"] == 5
-        await eventually(lambda: len(receiver.answered()) == 6)
-    assert [x.event["id"] for x in receiver.answered()] == [fresh, first, *queued, later, fresh]
+        await eventually(lambda: len(receiver.answered()) >= 6)
+    # At least once: on a loaded machine a delivery can time out after the receiver answered, and is then
+    # sent again right after itself. Without such repeats the order is exact.
+    answered = [x.event["id"] for x in receiver.answered()]
+    unrepeated = [event_id for i, event_id in enumerate(answered) if i == 0 or answered[i - 1] != event_id]
+    assert unrepeated == [fresh, first, *queued, later, fresh]
 
 
 async def _no_webhook_pending(db: Database) -> bool:

@@ -5,6 +5,7 @@ poller racing concurrent SCIM writers that sees every committed event exactly on
 from __future__ import annotations
 
 import asyncio
+import base64
 import uuid
 from typing import Any
 
@@ -156,7 +157,8 @@ async def test_filters(client: httpx.AsyncClient, api: dict[str, str], db: Datab
 async def test_errors_are_problem_documents(client: httpx.AsyncClient, api: dict[str, str]) -> None:
     body = problem(await client.get("/api/v1/events", headers=api, params={"workspace": "no-such-ws"}), 404)
     assert "no-such-ws" in str(body["detail"])
-    for bad in ("nonsense", "MTIz", "!!", "A" * 64):
+    past_bigint = base64.urlsafe_b64encode(("9" * 30 + ".0").encode()).decode().rstrip("=")
+    for bad in ("nonsense", "MTIz", "!!", "A" * 64, past_bigint):
         body = problem(await client.get("/api/v1/events", headers=api, params={"after": bad}), 422)
         assert "next_cursor" in str(body["detail"])
         assert body["errors"] == [{"field": "after", "in": "query", "detail": body["detail"]}]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 from datetime import timedelta
 
 import pytest
@@ -60,6 +61,15 @@ def test_a_cursor_is_opaque_and_checked() -> None:
     for bad in ("", "x", "!!!", "MTIz", "YS5i", "é" * 3, "A" * 100):
         with pytest.raises(ValueError):
             Position.decode(bad)
+    # One cursor per position, and none past the columns' bigint.
+    assert Position.decode(_raw(f"{2**63 - 1}.0")) == Position(2**63 - 1, 0)
+    for raw in (f"{2**63}.1", f"1.{2**63}", "9" * 30 + ".0", "01.2", "1.02", "00.0", "1.2.3", "+1.2", "1.٣"):
+        with pytest.raises(ValueError):
+            Position.decode(_raw(raw))
+
+
+def _raw(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
 async def test_unknown_types_and_actors_are_refused(db: Database, tenant: Tenant) -> None:

@@ -217,11 +217,25 @@ class Position:
         try:
             raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
             txid_text, seq_text = raw.split(".")
-            if not (txid_text.isdigit() and seq_text.isdigit()):
+            if not (_canonical(txid_text) and _canonical(seq_text)):
                 raise ValueError("not a cursor")
             return cls(int(txid_text), int(seq_text))
         except (binascii.Error, UnicodeDecodeError) as exc:
             raise ValueError("not a cursor") from exc
+
+
+_BIGINT_MAX = 2**63 - 1
+
+
+def _canonical(digits: str) -> bool:
+    """A number as ``encode`` writes it: one cursor per position (no leading zeros), within the
+    columns' bigint (a larger one would fail in the database, not as a bad cursor)."""
+    return (
+        digits.isascii()
+        and digits.isdigit()
+        and (digits == "0" or not digits.startswith("0"))
+        and int(digits) <= _BIGINT_MAX
+    )
 
 
 # Before every event: seq starts at 1 on SQLite, and PostgreSQL's first transaction id is 3. A real

@@ -321,6 +321,34 @@ async def read_after(
     return [_stored(row) for row in rows]
 
 
+@dataclass(frozen=True)
+class EventPage:
+    events: list[StoredEvent]
+    next: Position  # where the next read starts
+    has_more: bool
+
+
+async def read_page(
+    session: AsyncSession,
+    after: Position = START,
+    *,
+    limit: int,
+    workspace_id: str | None = None,
+    types: Collection[str] | None = None,
+) -> EventPage:
+    """Up to ``limit`` events after ``after`` (like ``read_after``) and the position to read from next.
+
+    A page that is not full moves that position to the tail as it was before the read, even past events
+    the filter left out: every event at or below that tail was already readable, so the read saw it, and
+    a filter that rarely matches does not make every later poll scan the same events again."""
+    before = await tail(session)
+    found = await read_after(session, after, limit=limit + 1, workspace_id=workspace_id, types=types)
+    page = found[:limit]
+    has_more = len(found) > limit
+    last = page[-1].position if page else after
+    return EventPage(page, last if has_more else max(last, before, after), has_more)
+
+
 def unknown_types(types: Collection[str]) -> list[str]:
     """The names in ``types`` that are not event types, sorted (empty: all are known)."""
     return sorted(set(types) - EVENT_TYPES)

@@ -129,3 +129,18 @@ async def test_events_past_the_retention_are_pruned_in_batches(db: Database, ten
     assert await host_events.prune_expired(db, 30, batch=2, pause_seconds=0) == 0
     assert await host_events.prune_expired(db, 28, pause_seconds=0) == 1
     assert await _read_all(db, tenant, start) == kept[1:]
+
+
+async def test_a_prune_stops_after_its_batches(db: Database, tenant: Tenant) -> None:
+    start = await tail(db)
+    written = [await _emit(db, tenant, n) for n in range(5)]
+    async with db.writing() as session:
+        await session.execute(
+            update(HostEvent)
+            .where(HostEvent.id.in_(written))
+            .values(occurred_at=utcnow() - timedelta(days=31))
+        )
+    assert await host_events.prune_expired(db, 30, batch=2, max_batches=1, pause_seconds=0) == 2
+    assert len(remaining := await _read_all(db, tenant, start)) == 3 and set(remaining) < set(written)
+    assert await host_events.prune_expired(db, 30, batch=2, max_batches=5, pause_seconds=0) == 3
+    assert await _read_all(db, tenant, start) == []

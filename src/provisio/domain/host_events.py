@@ -402,17 +402,21 @@ async def prune_expired(
     retention_days: int,
     *,
     batch: int = PRUNE_BATCH,
+    max_batches: int | None = None,
     pause_seconds: float = 0.05,
     now: datetime | None = None,
 ) -> int:
     """Delete events older than ``retention_days``, ``batch`` per short transaction (through the index
-    on ``occurred_at``) with a pause between, so that writers are never held up; how many went."""
+    on ``occurred_at``) with a pause between, so that writers are never held up, and at most
+    ``max_batches`` transactions (the rest is left for the next call); how many went."""
     cutoff = (now or utcnow()) - timedelta(days=retention_days)
     deleted = 0
+    batches = 0
     while True:
         async with db.writing() as session:
             went = await prune(session, older_than=cutoff, limit=batch)
         deleted += went
-        if went < batch:
+        batches += 1
+        if went < batch or (max_batches is not None and batches >= max_batches):
             return deleted
         await asyncio.sleep(pause_seconds)

@@ -30,6 +30,7 @@ from sqlalchemy import (
     bindparam,
     delete,
     event,
+    func,
     insert,
     literal_column,
     select,
@@ -105,6 +106,36 @@ def _horizon(dialect: str) -> ColumnElement[bool]:
     if dialect == "postgresql":
         return HostEvent.txid < literal_column("pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
     return true()
+
+
+class EventClockBehind(RuntimeError):
+    """The PostgreSQL server's transaction ids are below the newest event's: its events would sort
+    before events already read, and no poller would ever see them."""
+
+
+async def check_clock(session: AsyncSession) -> None:
+    """Refuse (``EventClockBehind``) a PostgreSQL database whose events were restored, or replicated,
+    from another server that had used more transaction ids than this one: checked at start-up, before
+    anything writes an event."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    row: Any = (
+        await session.execute(
+            select(func.max(HostEvent.txid), literal_column("pg_current_xact_id()::text::bigint"))
+        )
+    ).one()
+    newest, current = row[0], row[1]
+    if newest is None or newest < current:
+        return
+    epoch = (newest >> 32) + 1
+    raise EventClockBehind(
+        f"The newest host event was written in transaction {newest}, but this PostgreSQL server is at "
+        f"transaction {current}: the database was restored (pg_dump/pg_restore) or replicated from "
+        "another server, and new events would sort before the ones pollers and webhooks have read, so "
+        "they would never be delivered. Stop every provisio process and the PostgreSQL server, move "
+        f"its transaction-id epoch past the events' with `pg_resetwal -e {epoch} <data directory>` "
+        "(it changes nothing in the data), start PostgreSQL and then provisio."
+    )
 
 
 def row_values(

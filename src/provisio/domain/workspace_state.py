@@ -41,7 +41,12 @@ def ensure_changeable(workspace: Workspace) -> None:
 
 async def lock_changeable(session: AsyncSession, workspace_id: str) -> None:
     """Refuse like ``ensure_changeable``, from the workspace row as it is now, and keep it from being
-    disabled until the caller's transaction ends."""
+    disabled until the caller's transaction ends.
+
+    Nothing to do on SQLite: a write transaction holds the database's one write lock from its start,
+    so a workspace read in it (as authentication and the console read it) is still current."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
     row = (
         await session.execute(
             select(Workspace.name, Workspace.disabled_at)

@@ -21,6 +21,7 @@ from provisio.config import Settings, get_settings
 from provisio.console.install import install_console
 from provisio.db.engine import Database
 from provisio.db.migrate import check_current
+from provisio.domain import host_events
 from provisio.domain.provisioning_log import prune_periodically
 from provisio.guards import RejectNulMiddleware
 from provisio.health import default_readiness, readyz
@@ -82,6 +83,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pruning: asyncio.Task[None] | None = None
         try:
             await check_current(db, settings.database_url)
+            async with db.reading() as session:
+                await host_events.check_clock(session)
             app.state.db = db
             app.state.limiter = limiter = scim_limiter(settings)
             if settings.outbox_worker:  # else `provisio worker` runs apart

@@ -19,7 +19,7 @@ from provisio.db.migrate import upgrade
 from provisio.domain import admins as admin_service
 from provisio.domain import api_keys as api_key_service
 from provisio.domain import domains as domain_service
-from provisio.domain import member_buckets, provisioning_log
+from provisio.domain import host_events, member_buckets, provisioning_log
 from provisio.domain import redirect_uris as redirect_service
 from provisio.domain import scim_credentials as credential_service
 from provisio.domain import scim_settings as scim_settings_service
@@ -907,7 +907,9 @@ def worker(
         try:
             try:
                 await check_current(db, settings.database_url)
-            except NotMigrated as exc:
+                async with db.reading() as session:
+                    await host_events.check_clock(session)
+            except (NotMigrated, host_events.EventClockBehind) as exc:
                 typer.echo(f"Error: {exc}", err=True)
                 raise typer.Exit(1) from exc
             outbox_worker = OutboxWorker(db, settings)

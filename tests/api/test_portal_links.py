@@ -386,6 +386,8 @@ async def test_refusals_are_problem_documents(
         "http://app.example.com/settings",
         "https://app.example.com@evil.example/settings",
         "javascript:alert(1)",
+        "https://[::1/settings",  # what urlsplit itself refuses
+        "https://[app.example.com]/settings",
     ):
         body = problem(await http.post(path, json={"email": person(), "return_url": url}, headers=api), 422)
         assert body["errors"] == [  # type: ignore[comparison-overlap]

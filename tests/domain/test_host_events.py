@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 from datetime import timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import text, update
 
 from provisio.db.engine import Database
 from provisio.db.models import HostEvent, utcnow
@@ -60,6 +62,15 @@ def test_a_cursor_is_opaque_and_checked() -> None:
     for bad in ("", "x", "!!!", "MTIz", "YS5i", "é" * 3, "A" * 100):
         with pytest.raises(ValueError):
             Position.decode(bad)
+    # One cursor per position, and none past the columns' bigint.
+    assert Position.decode(_raw(f"{2**63 - 1}.0")) == Position(2**63 - 1, 0)
+    for raw in (f"{2**63}.1", f"1.{2**63}", "9" * 30 + ".0", "01.2", "1.02", "00.0", "1.2.3", "+1.2", "1.٣"):
+        with pytest.raises(ValueError):
+            Position.decode(_raw(raw))
+
+
+def _raw(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
 async def test_unknown_types_and_actors_are_refused(db: Database, tenant: Tenant) -> None:
@@ -119,3 +130,47 @@ async def test_events_past_the_retention_are_pruned_in_batches(db: Database, ten
     assert await host_events.prune_expired(db, 30, batch=2, pause_seconds=0) == 0
     assert await host_events.prune_expired(db, 28, pause_seconds=0) == 1
     assert await _read_all(db, tenant, start) == kept[1:]
+
+
+async def test_a_prune_stops_after_its_batches(db: Database, tenant: Tenant) -> None:
+    start = await tail(db)
+    written = [await _emit(db, tenant, n) for n in range(5)]
+    async with db.writing() as session:
+        await session.execute(
+            update(HostEvent)
+            .where(HostEvent.id.in_(written))
+            .values(occurred_at=utcnow() - timedelta(days=31))
+        )
+    assert await host_events.prune_expired(db, 30, batch=2, max_batches=1, pause_seconds=0) == 2
+    assert len(remaining := await _read_all(db, tenant, start)) == 3 and set(remaining) < set(written)
+    assert await host_events.prune_expired(db, 30, batch=2, max_batches=5, pause_seconds=0) == 3
+    assert await _read_all(db, tenant, start) == []
+
+
+async def test_a_restore_into_a_server_behind_the_events_is_refused_at_start(
+    db: Database, tenant: Tenant
+) -> None:
+    """pg_dump/pg_restore (or logical replication) into another PostgreSQL server keeps the rows but not
+    the transaction-id counter: new events would sort before those pollers have read, and be lost to them.
+    Simulated, in a transaction rolled back, by an event whose txid is ahead of this server's counter."""
+    async with db.reading() as session:
+        await host_events.check_clock(session)  # what any database of this suite is
+    if db.dialect != "postgresql":
+        pytest.skip("txid is 0 on SQLite")
+    async with db.writing() as session:
+        current = (await session.execute(text("SELECT pg_current_xact_id()::text::bigint"))).scalar_one()
+        await _emit_in(session, tenant)
+        await session.execute(
+            update(HostEvent).where(HostEvent.workspace_id == tenant.id).values(txid=current + 2**33)
+        )
+        with pytest.raises(host_events.EventClockBehind) as refused:
+            await host_events.check_clock(session)
+        await session.rollback()
+    assert "pg_resetwal -e" in str(refused.value)
+    assert f"-e {((current + 2**33) >> 32) + 1} " in str(refused.value)
+
+
+async def _emit_in(session: Any, tenant: Tenant) -> None:
+    await host_events.emit(
+        session, type=host_events.SEATS_PURCHASED, workspace_id=tenant.id, actor=OPERATOR, data={}
+    )

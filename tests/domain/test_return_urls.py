@@ -60,6 +60,9 @@ def test_accepted(url: str) -> None:
         "http://127.0.0.1:99999/",
         "",
         "https://app.example.com/" + "a" * 2000,
+        "https://[::1/settings",  # an unclosed bracket
+        "https://[app.example.com]/settings",  # brackets hold an IPv6 address only
+        "https://[::1]x/",
     ],
 )
 def test_refused(url: str) -> None:
@@ -86,6 +89,8 @@ def test_an_empty_list_accepts_nothing() -> None:
         "https://user@app.example.com",
         "https://app.example.com/a/../b",
         "https://",
+        "https://[::1/settings",
+        "https://[app.example.com]",
     ],
 )
 def test_a_bad_entry_stops_the_configuration(entry: str) -> None:

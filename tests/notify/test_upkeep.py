@@ -15,11 +15,14 @@ from sqlalchemy import func, select, update
 from provisio.config import Settings
 from provisio.db.engine import Database
 from provisio.db.models import Admin, HostEvent, NotificationState, OutboxMessage, utcnow
+from provisio.domain import host_events
 from provisio.domain import notifications as notification_service
 from provisio.domain import workspaces as workspace_service
 from provisio.domain.errors import DomainError, Kind
+from provisio.domain.host_events import CLI_ACTOR
 from provisio.domain.scim_methods import ScimMethod
 from provisio.notify import failures, outbox
+from provisio.notify import worker as worker_module
 from provisio.notify.checks import enqueue_test_mail
 from provisio.notify.worker import OutboxWorker
 from tests.conftest import make_tenant
@@ -174,6 +177,43 @@ async def test_the_worker_prunes_when_it_starts_and_then_at_most_hourly(
         await _age(db, later, sent_at=utcnow() - timedelta(days=4))
         assert await worker.prune_if_due() == 0, "not again within the hour"
     assert set(later) <= await _outbox_ids(db)
+
+
+async def _expired_events(db: Database) -> int:
+    async with db.reading() as session:
+        cutoff = utcnow() - timedelta(days=30)
+        return int(await session.scalar(select(func.count()).where(HostEvent.occurred_at < cutoff)) or 0)
+
+
+async def test_a_pruning_pass_is_bounded_and_the_rest_follows_soon(
+    db: Database, settings: Settings, smtp: SmtpRecorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backlog of expired host events is deleted a few batches per pass, with delivery in between,
+    instead of in one pass that holds the worker's loop until it is done."""
+    monkeypatch.setattr(host_events, "PRUNE_BATCH", 2)
+    monkeypatch.setattr(worker_module, "PRUNE_MAX_BATCHES", 2)
+    tenant = await make_tenant(db)
+    async with db.writing() as session:
+        for n in range(7):
+            await host_events.emit(
+                session,
+                type=host_events.SEATS_PURCHASED,
+                workspace_id=tenant.id,
+                actor=CLI_ACTOR,
+                data={"n": n},
+            )
+        await session.execute(
+            update(HostEvent)
+            .where(HostEvent.workspace_id == tenant.id)
+            .values(occurred_at=utcnow() - timedelta(days=31))
+        )
+    before = await _expired_events(db)
+    monkeypatch.setattr(worker_module, "PRUNE_CATCH_UP_SECONDS", 0.0)
+    worker = OutboxWorker(db, fast(settings, smtp_host="127.0.0.1", smtp_port=smtp.port))
+    await worker.prune_if_due()
+    assert await _expired_events(db) == before - 4
+    await worker.prune_if_due()  # due again at once: the pass before found more than it could delete
+    assert await _expired_events(db) == max(before - 8, 0)
 
 
 async def _gone(db: Database, ids: list[str]) -> bool:

@@ -73,7 +73,9 @@ class EventPage(BaseModel):
     data: list[Event] = Field(description="Oldest first.")
     next_cursor: str = Field(
         description="Always present: pass it as `after` next time. The cursor of the last event returned, "
-        "or the `after` you sent when nothing new has happened."
+        "or, when the page is not full, of the newest event readable before the read, which may be past "
+        "events a filter left out (never past one it selects); the `after` you sent when nothing new has "
+        "happened."
     )
     has_more: bool = Field(description="More events are readable at once: ask again without waiting.")
 
@@ -135,7 +137,8 @@ async def list_events(
     written in the transaction of the change, so it exists exactly when the change does.
 
     **Polling.** Keep the `next_cursor` of each answer and pass it as `after` next time; it is always
-    present (when nothing new happened it is the `after` you sent). An event becomes readable only once
+    present (when nothing new happened it is the `after` you sent; with a filter it also moves past the
+    events the filter leaves out). An event becomes readable only once
     no transaction that started before it can still commit, so a cursor never passes an event that
     commits later: polling from a cursor misses nothing and repeats nothing. A filter (`workspace`,
     `types`) keeps that guarantee for what it selects. Events are kept `PROVISIO_EVENT_RETENTION_DAYS`
@@ -147,13 +150,15 @@ async def list_events(
         workspace_id = None
         if workspace:
             workspace_id = (await workspace_service.require_workspace(session, workspace)).id
-        found = await host_events.read_after(
-            session, position, limit=limit + 1, workspace_id=workspace_id, types=wanted
+        page = await host_events.read_page(
+            session, position, limit=limit, workspace_id=workspace_id, types=wanted
         )
-    page = found[:limit]
-    next_cursor = page[-1].position.encode() if page else (after or host_events.START.encode())
     return _json(
-        {"data": [e.as_json() for e in page], "next_cursor": next_cursor, "has_more": len(found) > limit}
+        {
+            "data": [e.as_json() for e in page.events],
+            "next_cursor": page.next.encode(),
+            "has_more": page.has_more,
+        }
     )
 
 

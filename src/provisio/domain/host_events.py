@@ -30,6 +30,7 @@ from sqlalchemy import (
     bindparam,
     delete,
     event,
+    func,
     insert,
     literal_column,
     select,
@@ -105,6 +106,36 @@ def _horizon(dialect: str) -> ColumnElement[bool]:
     if dialect == "postgresql":
         return HostEvent.txid < literal_column("pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
     return true()
+
+
+class EventClockBehind(RuntimeError):
+    """The PostgreSQL server's transaction ids are below the newest event's: its events would sort
+    before events already read, and no poller would ever see them."""
+
+
+async def check_clock(session: AsyncSession) -> None:
+    """Refuse (``EventClockBehind``) a PostgreSQL database whose events were restored, or replicated,
+    from another server that had used more transaction ids than this one: checked at start-up, before
+    anything writes an event."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    row: Any = (
+        await session.execute(
+            select(func.max(HostEvent.txid), literal_column("pg_current_xact_id()::text::bigint"))
+        )
+    ).one()
+    newest, current = row[0], row[1]
+    if newest is None or newest < current:
+        return
+    epoch = (newest >> 32) + 1
+    raise EventClockBehind(
+        f"The newest host event was written in transaction {newest}, but this PostgreSQL server is at "
+        f"transaction {current}: the database was restored (pg_dump/pg_restore) or replicated from "
+        "another server, and new events would sort before the ones pollers and webhooks have read, so "
+        "they would never be delivered. Stop every provisio process and the PostgreSQL server, move "
+        f"its transaction-id epoch past the events' with `pg_resetwal -e {epoch} <data directory>` "
+        "(it changes nothing in the data), start PostgreSQL and then provisio."
+    )
 
 
 def row_values(
@@ -217,11 +248,25 @@ class Position:
         try:
             raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
             txid_text, seq_text = raw.split(".")
-            if not (txid_text.isdigit() and seq_text.isdigit()):
+            if not (_canonical(txid_text) and _canonical(seq_text)):
                 raise ValueError("not a cursor")
             return cls(int(txid_text), int(seq_text))
         except (binascii.Error, UnicodeDecodeError) as exc:
             raise ValueError("not a cursor") from exc
+
+
+_BIGINT_MAX = 2**63 - 1
+
+
+def _canonical(digits: str) -> bool:
+    """A number as ``encode`` writes it: one cursor per position (no leading zeros), within the
+    columns' bigint (a larger one would fail in the database, not as a bad cursor)."""
+    return (
+        digits.isascii()
+        and digits.isdigit()
+        and (digits == "0" or not digits.startswith("0"))
+        and int(digits) <= _BIGINT_MAX
+    )
 
 
 # Before every event: seq starts at 1 on SQLite, and PostgreSQL's first transaction id is 3. A real
@@ -307,6 +352,34 @@ async def read_after(
     return [_stored(row) for row in rows]
 
 
+@dataclass(frozen=True)
+class EventPage:
+    events: list[StoredEvent]
+    next: Position  # where the next read starts
+    has_more: bool
+
+
+async def read_page(
+    session: AsyncSession,
+    after: Position = START,
+    *,
+    limit: int,
+    workspace_id: str | None = None,
+    types: Collection[str] | None = None,
+) -> EventPage:
+    """Up to ``limit`` events after ``after`` (like ``read_after``) and the position to read from next.
+
+    A page that is not full moves that position to the tail as it was before the read, even past events
+    the filter left out: every event at or below that tail was already readable, so the read saw it, and
+    a filter that rarely matches does not make every later poll scan the same events again."""
+    before = await tail(session)
+    found = await read_after(session, after, limit=limit + 1, workspace_id=workspace_id, types=types)
+    page = found[:limit]
+    has_more = len(found) > limit
+    last = page[-1].position if page else after
+    return EventPage(page, last if has_more else max(last, before, after), has_more)
+
+
 def unknown_types(types: Collection[str]) -> list[str]:
     """The names in ``types`` that are not event types, sorted (empty: all are known)."""
     return sorted(set(types) - EVENT_TYPES)
@@ -360,17 +433,21 @@ async def prune_expired(
     retention_days: int,
     *,
     batch: int = PRUNE_BATCH,
+    max_batches: int | None = None,
     pause_seconds: float = 0.05,
     now: datetime | None = None,
 ) -> int:
     """Delete events older than ``retention_days``, ``batch`` per short transaction (through the index
-    on ``occurred_at``) with a pause between, so that writers are never held up; how many went."""
+    on ``occurred_at``) with a pause between, so that writers are never held up, and at most
+    ``max_batches`` transactions (the rest is left for the next call); how many went."""
     cutoff = (now or utcnow()) - timedelta(days=retention_days)
     deleted = 0
+    batches = 0
     while True:
         async with db.writing() as session:
             went = await prune(session, older_than=cutoff, limit=batch)
         deleted += went
-        if went < batch:
+        batches += 1
+        if went < batch or (max_batches is not None and batches >= max_batches):
             return deleted
         await asyncio.sleep(pause_seconds)

@@ -35,6 +35,7 @@ from provisio.domain import events, host_events, member_buckets, member_events, 
 from provisio.domain.errors import DomainError, Kind, Reason
 from provisio.domain.host_events import Actor
 from provisio.domain.uniqueness import conflict_on, flush_or_conflict
+from provisio.domain.workspace_state import changeable, lock_changeable
 from provisio.domain.workspaces import WorkspaceIdentity, WorkspaceRef
 
 # Keys the server owns; never taken from a client's document.
@@ -386,6 +387,8 @@ async def replace_member(
     plan = plan_replacement(member, doc)
     if not plan.changed:
         return False
+    if not plan.readmits:
+        await lock_changeable(session, workspace.id)  # admission checks it otherwise
     event = _replacement_event(member, plan, by)
     values = dict(plan.values)
     if plan.renamed:
@@ -422,6 +425,8 @@ _REPLACED = (
         # Not named after columns: an UPDATE would take a bound "workspace_id" for its SET clause too.
         visible_member(bindparam("scope_workspace"), bindparam("scope_member")),
         _MEMBERS.c.version == bindparam("read_version"),
+        # Authentication read the workspace enabled, but a disable may have committed since.
+        changeable(bindparam("scope_workspace")),
     )
     .values(
         {
@@ -470,6 +475,7 @@ async def replace_member_if_current(
 async def delete_member(session: AsyncSession, workspace: WorkspaceRef, member: Member, *, by: Actor) -> None:
     """Deactivate and unlink: SCIM no longer sees the member; the data stays for the workspace. Its
     ``member.deleted`` event shows the member's last document, and ``active`` false."""
+    await lock_changeable(session, workspace.id)
     now = utcnow()
     values = {"active": False, "deleted_at": now, "modified_at": now, "version": member.version + 1}
     await _update_row(session, member, values)

@@ -2,7 +2,7 @@
 
 In this order, in the caller's write transaction (nothing is written when one fails):
 
-1. the workspace row is locked (``seats.lock_workspace``) and read fresh;
+1. the workspace row is locked (``seats.lock_workspace``) and read fresh: it must not be disabled (409);
 2. the identifying e-mail is in a verified domain of the workspace, unless it allows other domains (400);
 3. the person (by e-mail) is found or created, then locked, and must not be active in another
    workspace: a person belongs to one workspace (409 uniqueness, without naming the other one);
@@ -26,6 +26,7 @@ from provisio.db.models import Member, Person
 from provisio.domain import domains, seats
 from provisio.domain.errors import DomainError, Kind, Reason
 from provisio.domain.host_events import Actor
+from provisio.domain.workspace_state import ensure_changeable
 from provisio.domain.workspaces import WorkspaceRef
 
 PersonFinder = Callable[[AsyncSession, str | None], Awaitable[Person | None]]
@@ -77,6 +78,8 @@ async def admit(
     409 or 403) when a rule refuses.
     """
     locked = await seats.lock_workspace(session, workspace.id)
+    # Authentication read the workspace before this lock: a disable may have committed since.
+    ensure_changeable(locked)
     await domains.check_member_email(session, locked, email)
     person = await find_person(session, email)
     if active and person is not None:

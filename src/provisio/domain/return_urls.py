@@ -59,6 +59,21 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+_NOT_A_HOST = "its host is not a name or an IP address (brackets hold an IPv6 address)"
+
+
+def _after_bracket_is_a_port(netloc: str) -> bool:
+    rest = netloc.rpartition("]")[2]
+    return rest == "" or rest.startswith(":")
+
+
+def _is_ipv6(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).version == 6
+    except ValueError:
+        return False
+
+
 def _printable_ascii(value: str) -> bool:
     return all("!" <= c <= "~" for c in value) and "\\" not in value
 
@@ -67,7 +82,11 @@ def _split(value: str) -> tuple[SplitResult, str, int] | str:
     """The URL's parts, its host and its port; or why it is not an absolute http(s) URL."""
     if not value or not _printable_ascii(value):
         return "it must be printable ASCII without spaces or backslashes (percent-encode the rest)"
-    parts = urlsplit(value)
+    try:
+        # urlsplit refuses an unclosed or non-IPv6 bracketed host ("https://[::1/x").
+        parts = urlsplit(value)
+    except ValueError:
+        return _NOT_A_HOST
     scheme = parts.scheme.lower()
     if scheme not in _DEFAULT_PORTS or not parts.netloc:
         return "it must be an absolute https:// URL"
@@ -76,6 +95,8 @@ def _split(value: str) -> tuple[SplitResult, str, int] | str:
     host = parts.hostname or ""
     if not host:
         return "it has no host"
+    if "[" in parts.netloc and not (_is_ipv6(host) and _after_bracket_is_a_port(parts.netloc)):
+        return _NOT_A_HOST
     try:
         port = parts.port
     except ValueError:

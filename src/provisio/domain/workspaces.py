@@ -124,6 +124,9 @@ async def list_workspaces(
 async def disable_workspace(session: AsyncSession, workspace: Workspace) -> bool:
     """Disable the workspace (see the module's docstring); returns whether it was enabled. Disabling a
     disabled workspace changes nothing, not even since when it is disabled, however many callers race."""
+    # FOR UPDATE, stronger than the UPDATE's own lock: it waits for the writers that checked the
+    # workspace is changeable (``workspace_state.lock_changeable``) and are still running.
+    await session.execute(select(Workspace.id).where(Workspace.id == workspace.id).with_for_update())
     result = await session.execute(
         update(Workspace)
         .where(Workspace.id == workspace.id, Workspace.disabled_at.is_(None))

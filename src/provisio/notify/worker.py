@@ -53,6 +53,12 @@ HEARTBEAT_SECONDS = 10.0
 # Sent and given-up rows older than PROVISIO_OUTBOX_RETENTION_DAYS, and host events older than
 # PROVISIO_EVENT_RETENTION_DAYS, are pruned this often by the loop.
 PRUNE_INTERVAL_SECONDS = 3600.0
+# A pass deletes at most this many batches of host events or webhook attempts, so that a backlog (a
+# retention shortened, a worker down for weeks) never holds up delivery for long: the loop delivers
+# in between, and the next pass comes after PRUNE_CATCH_UP_SECONDS instead of the hour.
+PRUNE_MAX_BATCHES = 20
+PRUNE_CATCH_UP_SECONDS = 5.0
+_ATTEMPT_BATCH = 1000
 
 
 def new_worker_id() -> str:
@@ -165,24 +171,32 @@ class OutboxWorker:
         if deleted:
             log.info("outbox.pruned", deleted=deleted, retention_days=retention, worker=self.worker_id)
         event_retention = self.settings.event_retention_days
-        events = await host_events.prune_expired(self.db, event_retention)
+        events = await host_events.prune_expired(
+            self.db, event_retention, batch=host_events.PRUNE_BATCH, max_batches=PRUNE_MAX_BATCHES
+        )
+        behind = events >= host_events.PRUNE_BATCH * PRUNE_MAX_BATCHES
         if events:
             log.info(
                 "host_events.pruned", deleted=events, retention_days=event_retention, worker=self.worker_id
             )
         if self.webhooks is not None:
-            await self._webhook_upkeep()
+            behind = await self._webhook_upkeep() or behind
+        if behind:
+            self._next_prune = now + PRUNE_CATCH_UP_SECONDS
         return deleted + events
 
-    async def _webhook_upkeep(self) -> None:
+    async def _webhook_upkeep(self) -> bool:
+        """Prune old attempts and repair orphaned keys; whether attempts are left for the next pass."""
         days = self.settings.webhook_attempt_retention_days
         cutoff = utcnow() - timedelta(days=days)
         pruned = 0
-        while True:
+        behind = False
+        for _ in range(PRUNE_MAX_BATCHES):
             async with self.db.writing() as session:
                 batch = await webhook_rules.prune_attempts(session, older_than=cutoff)
             pruned += batch
-            if batch < 1000:
+            behind = batch >= _ATTEMPT_BATCH
+            if not behind:
                 break
             await asyncio.sleep(0.05)
         if pruned:
@@ -190,6 +204,7 @@ class OutboxWorker:
         repaired = await outbox.repair_orphans(self.db)
         if repaired:
             log.warning("outbox.orphaned_keys_repaired", keys=repaired, worker=self.worker_id)
+        return behind
 
     async def run_once(self) -> int:
         """Beat, enqueue the digests whose window ended, fan out new host events, claim one batch and

@@ -5,27 +5,24 @@ the migration's round trip."""
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, inspect, select
-from sqlalchemy.engine import make_url
 
 from provisio.db.engine import Database
-from provisio.db.migrate import alembic_config, upgrade
+from provisio.db.migrate import upgrade
 from provisio.db.models import Admin, Base, PortalLink, Workspace, WorkspaceAdmin, utcnow
 from provisio.domain import api_keys, portal_links
 from provisio.domain import workspace_admins as admin_service
 from provisio.domain import workspaces as workspace_service
 from provisio.domain.portal_links import LINK_TTL, LinkRefused, Refusal
-from tests.conftest import POSTGRES_ENV, _admin
+from tests import migrations
 
 
 async def setup(db: Database) -> tuple[Workspace, int]:
@@ -146,22 +143,14 @@ def _inspect(url: str) -> tuple[set[str], set[str], list[Any]]:
         ours = [d for d in diffs if any(t in str(d) for t in OURS)]
         return set(inspect(sync).get_table_names()), columns, ours
 
-    async def go() -> tuple[set[str], set[str], list[Any]]:
-        db = Database.from_url(url, pool_size=1)
-        try:
-            async with db.read_engine.connect() as conn:
-                return await conn.run_sync(read)
-        finally:
-            await db.dispose()
-
-    return asyncio.run(go())
+    return migrations.read(url, read)
 
 
 def _round_trip(url: str) -> None:
     upgrade(url)
     tables, columns, diffs = _inspect(url)
     assert "portal_links" in tables and {"workspace_id", "return_url"} <= columns and diffs == []
-    command.downgrade(alembic_config(url), "0018")
+    migrations.downgrade_to(url, "0018")
     tables, columns, _ = _inspect(url)
     assert "portal_links" not in tables and not {"workspace_id", "return_url"} & columns
     upgrade(url)
@@ -169,15 +158,4 @@ def _round_trip(url: str) -> None:
 
 
 async def test_upgrade_downgrade_upgrade(database_url: str, tmp_path: Path) -> None:
-    loop = asyncio.get_running_loop()
-    if database_url.startswith("sqlite"):
-        await loop.run_in_executor(None, _round_trip, f"sqlite:///{tmp_path / 'migrate.db'}")
-        return
-    admin = os.environ[POSTGRES_ENV]
-    name = f"provisio_migrate_{uuid.uuid4().hex[:8]}"
-    await _admin(admin, f'CREATE DATABASE "{name}"')
-    try:
-        url = make_url(admin).set(database=name).render_as_string(hide_password=False)
-        await loop.run_in_executor(None, _round_trip, url)
-    finally:
-        await _admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await migrations.round_trip_on_fresh_database(database_url, tmp_path, _round_trip)

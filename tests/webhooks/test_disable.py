@@ -109,12 +109,12 @@ async def test_the_schedule_runs_out_the_endpoint_is_disabled_and_its_admins_mai
     assert r.status_code == 200 and r.json()["disabled"] is False
     async with running(worker(db, mailing)):
         fresh = await emit(db, tenant.id, 5)
-        await eventually(lambda: len(receiver.answered()) == 1)
+        await eventually(lambda: len(receiver.answered()) == 1, within=90)
         r = await private_client.post(
             f"{ENDPOINTS}/{endpoint['id']}/replay", json={"since": since}, headers=api
         )
         assert r.status_code == 202 and r.json()["enqueued"] == 5
-        await eventually(lambda: len(receiver.answered()) >= 6)
+        await eventually(lambda: len(receiver.answered()) >= 6, within=90)
     # At least once: on a loaded machine a delivery can time out after the receiver answered, and is then
     # sent again right after itself. Without such repeats the order is exact.
     answered = [x.event["id"] for x in receiver.answered()]

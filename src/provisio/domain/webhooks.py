@@ -474,6 +474,8 @@ async def rotate_secret(
 async def enable(session: AsyncSession, endpoint: WebhookEndpoint) -> WebhookEndpoint:
     """Deliver to it again: events from now on (replay the ones it missed)."""
     if endpoint.disabled_at is not None:
+        # As for a new endpoint: a fan-out that saw no enabled endpoint must not pass its events by.
+        await lock_fanout(session)
         endpoint.disabled_at = None
         endpoint.disabled_reason = None
         endpoint.updated_at = utcnow()

@@ -311,7 +311,13 @@ _COLUMNS = (
 )
 
 
-def _stored(row: Any) -> StoredEvent:
+def stored_events() -> Select[Any]:
+    """The events with their workspace's key, as ``stored`` reads them (callers add where and order)."""
+    return select(*_COLUMNS).join(Workspace, Workspace.id == HostEvent.workspace_id)
+
+
+def stored(row: Any) -> StoredEvent:
+    """A row of ``stored_events``."""
     return StoredEvent(
         id=row.id,
         type=row.type,
@@ -326,8 +332,7 @@ def _stored(row: Any) -> StoredEvent:
 
 def _select(dialect: str, after: Position) -> Select[Any]:
     return (
-        select(*_COLUMNS)
-        .join(Workspace, Workspace.id == HostEvent.workspace_id)
+        stored_events()
         .where(tuple_(HostEvent.txid, HostEvent.seq) > tuple_(after.txid, after.seq), _horizon(dialect))
         .order_by(HostEvent.txid, HostEvent.seq)
     )
@@ -349,7 +354,7 @@ async def read_after(
     if types:
         query = query.where(HostEvent.type.in_(sorted(types)))
     rows = (await session.execute(query.limit(limit))).all()
-    return [_stored(row) for row in rows]
+    return [stored(row) for row in rows]
 
 
 @dataclass(frozen=True)
@@ -402,14 +407,8 @@ async def tail(session: AsyncSession) -> Position:
 
 
 async def get_event(session: AsyncSession, event_id: str) -> StoredEvent | None:
-    row = (
-        await session.execute(
-            select(*_COLUMNS)
-            .join(Workspace, Workspace.id == HostEvent.workspace_id)
-            .where(HostEvent.id == event_id)
-        )
-    ).first()
-    return None if row is None else _stored(row)
+    row = (await session.execute(stored_events().where(HostEvent.id == event_id))).first()
+    return None if row is None else stored(row)
 
 
 async def prune(session: AsyncSession, *, older_than: datetime, limit: int | None = None) -> int:

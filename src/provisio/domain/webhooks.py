@@ -665,35 +665,12 @@ async def replay_selection(
     if endpoint.event_types:
         conditions.append(HostEvent.type.in_(list(endpoint.event_types)))
     rows = await session.execute(
-        select(
-            HostEvent.id,
-            HostEvent.type,
-            HostEvent.workspace_id,
-            Workspace.key,
-            HostEvent.occurred_at,
-            HostEvent.actor,
-            HostEvent.data,
-            HostEvent.txid,
-            HostEvent.seq,
-        )
-        .join(Workspace, Workspace.id == HostEvent.workspace_id)
+        host_events.stored_events()
         .where(and_(*conditions))
         .order_by(HostEvent.occurred_at, HostEvent.txid, HostEvent.seq)
         .limit(limit + 1)
     )
-    found = [
-        StoredEvent(
-            id=row.id,
-            type=row.type,
-            workspace_id=row.workspace_id,
-            workspace_key=row.key,
-            occurred_at=row.occurred_at,
-            actor=row.actor,
-            data=row.data,
-            position=Position(row.txid, row.seq),
-        )
-        for row in rows
-    ]
+    found = [host_events.stored(row) for row in rows]
     if len(found) > limit:
         return ReplaySelection(found[:limit], found[limit].occurred_at)
     return ReplaySelection(found, None)

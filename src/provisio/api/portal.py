@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from provisio.api.auth import database, operator_key
-from provisio.api.problems import MEDIA_TYPE, Problem
+from provisio.api.problems import PROBLEM, Problem
 from provisio.api.schemas import Body
 from provisio.config import Settings
 from provisio.db.models import ApiKey
@@ -18,7 +18,6 @@ from provisio.domain import portal_links
 from provisio.domain import workspaces as workspace_service
 from provisio.domain.return_urls import MAX_LENGTH as RETURN_URL_MAX_LENGTH
 
-PROBLEM = {"content": {MEDIA_TYPE: {}}, "description": "A problem document (RFC 9457)."}
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {**PROBLEM, "description": "No API key, or one unknown or revoked."},
     404: {**PROBLEM, "description": "No workspace with that key."},

@@ -21,6 +21,8 @@ API_PREFIX = "/api/v1"
 # Identifiers, not addresses: no page is promised at them (RFC 9457 §3.1.1 allows that).
 PROBLEM_TYPE_BASE = "urn:provisio:problem:"
 MEDIA_TYPE = "application/problem+json"
+# How OpenAPI describes an answer that is a problem document (each route module adds its own wording).
+PROBLEM = {"content": {MEDIA_TYPE: {}}, "description": "A problem document (RFC 9457)."}
 
 STATUS = {
     Kind.NOT_FOUND: 404,

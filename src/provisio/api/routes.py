@@ -9,7 +9,7 @@ from sqlalchemy import ColumnElement, and_
 
 from provisio.api import schemas
 from provisio.api.auth import database, operator_key
-from provisio.api.problems import MEDIA_TYPE
+from provisio.api.problems import PROBLEM
 from provisio.config import Settings
 from provisio.db.models import ApiKey
 from provisio.db.models import Member as MemberRow
@@ -26,7 +26,6 @@ from provisio.domain.scim_methods import ScimMethod
 from provisio.scim.schemas import ENTERPRISE_USER_SCHEMA
 from provisio.scim.serialize import user_resource
 
-PROBLEM = {"content": {MEDIA_TYPE: {}}, "description": "A problem document (RFC 9457)."}
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {**PROBLEM, "description": "No API key, or one unknown or revoked."},
     404: {**PROBLEM, "description": "No workspace (or member, domain, admin) with that name."},

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field, field_validator
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from provisio.api.auth import database, operator_key
-from provisio.api.problems import MEDIA_TYPE, Problem
+from provisio.api.problems import PROBLEM, Problem
 from provisio.api.schemas import Body
 from provisio.config import Settings
 from provisio.db.models import WebhookAttempt, WebhookEndpoint, Workspace
@@ -22,7 +22,6 @@ from provisio.domain import webhooks as rules
 from provisio.domain import workspaces as workspace_service
 from provisio.notify import webhooks as delivery
 
-PROBLEM = {"content": {MEDIA_TYPE: {}}, "description": "A problem document (RFC 9457)."}
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {**PROBLEM, "description": "No API key, or one unknown or revoked."},
     404: {**PROBLEM, "description": "No webhook endpoint (or event) with that id."},
